@@ -1,0 +1,106 @@
+"""`/v1/emails`: accept one email or a batch, and report an email's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from postbox.api.body import read_json_object
+from postbox.api.errors import BadRequest, IdempotencyConflict, NotFound
+from postbox.api.extension import state
+from postbox.api.schemas import BatchSchema, EmailSchema
+from postbox.queue.contract import EmailStatus
+from postbox.queue.job_ids import is_job_id
+from postbox.queue.producer import EnqueueResult, Outcome, PreparedEmail, prepare_email
+
+bp = Blueprint("emails", __name__)
+_email_schema = EmailSchema()
+_batch_schema = BatchSchema()
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@bp.post("/emails")
+def send_email() -> tuple[dict[str, Any], int]:
+    """Enqueue one email: 202 when new, 200 for a duplicate, 409 for a reused key."""
+    email_request = _email_schema.load(read_json_object())
+    prepared = prepare_email(email_request, _idempotency_key())
+    [result] = state().gateway.enqueue([prepared])
+    if result.outcome is Outcome.CONFLICT:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was used with a different payload.",
+            {"Idempotency-Key": ["Already used with a different payload."]},
+        )
+    body = _item_body(prepared, result, _current_statuses([result]))
+    return body, 202 if result.outcome is Outcome.CREATED else 200
+
+
+@bp.post("/emails/batch")
+def send_batch() -> tuple[dict[str, Any], int]:
+    """Enqueue up to 500 emails in one bulk add; each item gets its own result."""
+    items = _batch_schema.load(read_json_object())["emails"]
+    prepared = [prepare_email(i["request"], i["idempotency_key"]) for i in items]
+    results = state().gateway.enqueue(prepared)
+    statuses = _current_statuses(results)
+    body = [
+        _batch_item(index, p, r, statuses)
+        for index, (p, r) in enumerate(zip(prepared, results, strict=True))
+    ]
+    created = any(result.outcome is Outcome.CREATED for result in results)
+    return {"data": body}, 202 if created else 200
+
+
+@bp.get("/emails/<email_id>")
+def get_email(email_id: str) -> dict[str, Any]:
+    """The status of one email."""
+    view = state().gateway.lookup(email_id) if is_job_id(email_id) else None
+    if view is None:
+        raise NotFound(f"No email with id {email_id!r}.", {"id": ["Unknown email id."]})
+    return view.to_json()
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise BadRequest(
+            "The Idempotency-Key header is not usable.",
+            {"Idempotency-Key": [f"Must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters."]},
+        )
+    return key
+
+
+def _current_statuses(results: list[EnqueueResult]) -> dict[str, str]:
+    """The present status of each duplicate (one concurrent lookup for all of them)."""
+    ids = list({r.job_id: None for r in results if r.outcome is Outcome.DUPLICATE})
+    views = state().gateway.lookup_many(ids) if ids else []
+    return {
+        job_id: str(view.status)
+        for job_id, view in zip(ids, views, strict=True)
+        if view is not None
+    }
+
+
+def _item_body(
+    prepared: PreparedEmail, result: EnqueueResult, statuses: dict[str, str]
+) -> dict[str, Any]:
+    new_status = EmailStatus.SCHEDULED if prepared.delay_ms else EmailStatus.QUEUED
+    return {
+        "id": result.job_id,
+        "message_id": prepared.data["message_id"],
+        "status": statuses.get(result.job_id, str(new_status)),
+        "duplicate": result.outcome is Outcome.DUPLICATE,
+    }
+
+
+def _batch_item(
+    index: int, prepared: PreparedEmail, result: EnqueueResult, statuses: dict[str, str]
+) -> dict[str, Any]:
+    if result.outcome is Outcome.CONFLICT:
+        error = {
+            "code": IdempotencyConflict.code,
+            "message": "This idempotency_key was used with a different payload.",
+        }
+        return {"index": index, "id": result.job_id, "error": error}
+    return {"index": index, **_item_body(prepared, result, statuses)}

@@ -1,0 +1,319 @@
+"""Settings read once from the environment into frozen dataclasses.
+
+`load_settings(environ)` is the only place that reads configuration. A bad value raises
+`ConfigError` with one line naming the variable and the problem; the CLI prints it and exits.
+Secrets (SMTP password, API keys, a password inside REDIS_URL) are kept out of every `repr`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from postbox.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class SmtpSecurity(StrEnum):
+    """How the worker protects its connection to the relay."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where the queue lives."""
+
+    url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    queue_name: str = "email"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password replaced, for logs and error messages."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The relay the workers deliver through."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    security: SmtpSecurity = SmtpSecurity.NONE
+    pool_size: int = 8
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How each worker process takes and retries jobs."""
+
+    start_with_api: bool = True
+    concurrency: int = 100
+    processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_attempts: int = 5
+    backoff_ms: int = 2000
+    shutdown_grace_seconds: float = 60.0
+    lock_duration_ms: int = 30_000
+    stalled_interval_ms: int = 30_000
+    rate_limit: str | None = None
+    domain_rate_limits: tuple[tuple[str, str], ...] = ()
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How the HTTP API listens and whom it lets in."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    web_concurrency: int = 2
+    api_key_digests: tuple[str, ...] = field(default=(), repr=False)
+    max_request_bytes: int = 10 * 1024 * 1024
+    dev_inbox_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Postbox process needs to know, read once at start."""
+
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    dedup_window_seconds: int = 24 * 3600
+    instance_id: str = field(default_factory=socket.gethostname)
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with its password (if any) replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 hex digest under which an API key is configured and compared."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS"})
+
+
+class _Env:
+    """Typed access to one environment mapping; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        return value.strip() if value is not None and value.strip() != "" else None
+
+    def get(self, name: str, default: T, parse: Callable[[str], T], problem: str) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            detail = str(exc) or problem
+            shown = repr(redact_url(value)) if name not in _SECRET_NAMES else "(hidden)"
+            raise ConfigError(f"{name} has value {shown}: {detail}") from exc
+
+    def positive_int(self, name: str, default: int) -> int:
+        return self.get(name, default, _positive_int, "not a positive whole number")
+
+    def positive_float(self, name: str, default: float) -> float:
+        return self.get(name, default, _positive_float, "not a positive number")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be 1 or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("not a boolean (use true or false)")
+
+
+def _redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("has no host name")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value
+
+
+def _rate_limit(value: str) -> str:
+    from limits import parse_many  # noqa: PLC0415  (kept local: only needed to validate)
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError("not a rate limit such as 100/second or 1000 per minute") from None
+    return value
+
+
+def _domain_rate_limits(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in value.split(","):
+        domain, sep, limit = item.strip().partition("=")
+        if not sep or not domain.strip():
+            raise ValueError(f"{item.strip()!r} is not domain=limit")
+        pairs.append((domain.strip().lower(), _rate_limit(limit.strip())))
+    return tuple(pairs)
+
+
+def _api_keys(value: str) -> tuple[str, ...]:
+    digests = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if item.startswith("sha256:"):
+            digest = item.removeprefix("sha256:").lower()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("a sha256: entry must be followed by 64 hex digits")
+            digests.append(digest)
+        else:
+            if len(item) < 16:
+                raise ValueError("each key must be at least 16 characters long")
+            digests.append(key_digest(item))
+    return tuple(digests)
+
+
+def _choice(options: set[str]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(sorted(options))}")
+        return value.lower()
+
+    return parse
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("not a TCP port (1-65535)")
+    return number
+
+
+def _smtp_security(value: str) -> SmtpSecurity:
+    try:
+        return SmtpSecurity(value.lower())
+    except ValueError:
+        raise ValueError("must be one of none, starttls, tls") from None
+
+
+def _load_redis(env: _Env) -> RedisSettings:
+    return RedisSettings(
+        url=env.get("REDIS_URL", RedisSettings.url, _redis_url, "not a Redis URL"),
+        queue_name=env.get("QUEUE_NAME", "email", _queue_name, "not a queue name"),
+    )
+
+
+def _queue_name(value: str) -> str:
+    if ":" in value or not value.isprintable() or " " in value:
+        raise ValueError("must not contain ':' or spaces")
+    return value
+
+
+def _load_smtp(env: _Env) -> SmtpSettings:
+    return SmtpSettings(
+        host=env.raw("SMTP_HOST") or SmtpSettings.host,
+        port=env.get("SMTP_PORT", SmtpSettings.port, _port, "not a port"),
+        username=env.raw("SMTP_USERNAME"),
+        password=env.raw("SMTP_PASSWORD"),
+        security=env.get("SMTP_SECURITY", SmtpSecurity.NONE, _smtp_security, "bad value"),
+        pool_size=env.positive_int("SMTP_POOL_SIZE", SmtpSettings.pool_size),
+        timeout_seconds=env.positive_float("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_seconds),
+    )
+
+
+def _load_worker(env: _Env) -> WorkerSettings:
+    defaults = WorkerSettings()
+    return WorkerSettings(
+        start_with_api=env.get("START_EMAIL_WORKER", True, _bool, "not a boolean"),
+        concurrency=env.positive_int("EMAIL_WORKER_CONCURRENCY", defaults.concurrency),
+        processes=env.positive_int("EMAIL_WORKER_PROCESSES", defaults.processes),
+        max_attempts=env.positive_int("EMAIL_MAX_ATTEMPTS", defaults.max_attempts),
+        backoff_ms=env.positive_int("EMAIL_BACKOFF_MS", defaults.backoff_ms),
+        shutdown_grace_seconds=env.positive_float(
+            "WORKER_SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds
+        ),
+        lock_duration_ms=env.positive_int("EMAIL_LOCK_DURATION_MS", defaults.lock_duration_ms),
+        stalled_interval_ms=env.positive_int(
+            "EMAIL_STALLED_INTERVAL_MS", defaults.stalled_interval_ms
+        ),
+        rate_limit=env.get("EMAIL_RATE_LIMIT", None, _rate_limit, "bad rate limit"),
+        domain_rate_limits=env.get("EMAIL_DOMAIN_RATE_LIMITS", (), _domain_rate_limits, "bad"),
+        metrics_port=env.get("METRICS_PORT", None, _port, "not a port"),
+    )
+
+
+def _load_api(env: _Env) -> ApiSettings:
+    defaults = ApiSettings()
+    return ApiSettings(
+        host=env.raw("HOST") or defaults.host,
+        port=env.get("PORT", defaults.port, _port, "not a port"),
+        web_concurrency=env.positive_int("WEB_CONCURRENCY", defaults.web_concurrency),
+        api_key_digests=env.get("API_KEYS", (), _api_keys, "bad API key list"),
+        max_request_bytes=env.positive_int("MAX_REQUEST_BYTES", defaults.max_request_bytes),
+        dev_inbox_dir=env.raw("POSTBOX_DEV_INBOX_DIR"),
+    )
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from `environ` (default: the process environment).
+
+    Raises `ConfigError` naming the first variable whose value is unusable.
+    """
+    env = _Env(os.environ if environ is None else environ)
+    return Settings(
+        redis=_load_redis(env),
+        smtp=_load_smtp(env),
+        worker=_load_worker(env),
+        api=_load_api(env),
+        dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
+        instance_id=env.raw("INSTANCE_ID") or socket.gethostname(),
+        log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
+        log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
+    )
+
+
+def _log_level(value: str) -> str:
+    return _choice({"debug", "info", "warning", "error", "critical"})(value).upper()

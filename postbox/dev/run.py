@@ -1,0 +1,127 @@
+"""`postbox dev`: a whole Postbox on loopback for trying it out.
+
+It starts a private redis-server and the SMTP inbox, then `postbox serve` (API and one
+worker) as a child with a freshly generated API key, prints how to use it, and on Ctrl-C
+stops everything it started and removes its temporary data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from postbox.dev.inbox import DevInbox
+from postbox.dev.ports import port_is_free, wait_for_port
+from postbox.dev.redis_server import RedisServer, RedisServerError
+
+logger = logging.getLogger(__name__)
+
+
+def _serve_env(
+    redis_url: str, smtp_port: int, api_port: int, key: str, maildir: Path
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "SMTP_SECURITY": "none",
+        "API_KEYS": key,
+        "HOST": "127.0.0.1",
+        "PORT": str(api_port),
+        "START_EMAIL_WORKER": "true",
+        "EMAIL_WORKER_PROCESSES": "1",
+        "WEB_CONCURRENCY": "1",
+        "INSTANCE_ID": "dev",
+        "POSTBOX_DEV_INBOX_DIR": str(maildir),
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
+    }
+
+
+def _banner(api_port: int, smtp_port: int, key: str) -> str:
+    base = f"http://127.0.0.1:{api_port}"
+    return f"""
+Postbox is running (development mode, loopback only).
+  API        {base}/v1/emails
+  Inbox      {base}/dev/inbox   (SMTP on 127.0.0.1:{smtp_port})
+  Stats      {base}/v1/queue/stats
+  API key    {key}
+
+Try:
+  curl -s {base}/v1/emails \\
+    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+    -d '{{"from": "Dev <dev@example.com>", "to": "you@example.com",
+         "subject": "Hello", "text": "It works."}}'
+
+Press Ctrl-C to stop.
+"""
+
+
+def run_dev(api_port: int, smtp_port: int | None) -> int:
+    """Run until Ctrl-C (or SIGTERM); returns the exit code."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if not port_is_free(api_port):
+        click.echo(f"postbox dev: port {api_port} is in use; pick another with --port", err=True)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="postbox-dev-") as tmp:
+        data = Path(tmp)
+        redis = RedisServer(data / "redis")
+        inbox = DevInbox(data / "inbox", port=smtp_port)
+        try:
+            redis.start()
+        except RedisServerError as exc:
+            click.echo(f"postbox dev: {exc}", err=True)
+            return 2
+        inbox.start()
+        key = "pbdev_" + secrets.token_urlsafe(24)
+        env = _serve_env(redis.url, inbox.port, api_port, key, inbox.maildir)
+        serve = subprocess.Popen([sys.executable, "-m", "postbox", "serve"], env=env)
+        try:
+            return _supervise(serve, stop, api_port, inbox.port, key)
+        finally:
+            _stop_child(serve)
+            inbox.stop()
+            redis.stop()
+            logger.info("Development run stopped; removed %s", tmp)
+
+
+def _supervise(
+    serve: subprocess.Popen[bytes], stop: threading.Event, api_port: int, smtp_port: int, key: str
+) -> int:
+    try:
+        wait_for_port("127.0.0.1", api_port, timeout=30)
+    except TimeoutError:
+        click.echo("postbox dev: the API did not start; see the log above", err=True)
+        return 1
+    click.echo(_banner(api_port, smtp_port, key))
+    while not stop.wait(0.2):
+        if serve.poll() is not None:
+            click.echo(f"postbox dev: the server exited with code {serve.returncode}", err=True)
+            return serve.returncode or 1
+    return 0
+
+
+def _stop_child(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

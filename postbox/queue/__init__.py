@@ -1,0 +1,1 @@
+"""The queue contract and the only code that knows bullmq."""

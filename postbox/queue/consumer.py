@@ -1,0 +1,110 @@
+"""The consuming side of the queue: a tuned bullmq `Worker` behind a bullmq-free interface.
+
+Handlers see an `EmailJob` and raise Postbox errors; this module turns a permanent failure
+into bullmq's `UnrecoverableError` (no more attempts) and a `Postponed` into a delay that
+spends no attempt. The tuning follows ../shared/BULLMQ-NOTES.md: a pooled client shared by
+both of the worker's connections, and capabilities primed so sub-second blocks work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis
+from bullmq import Job, Worker
+from bullmq.custom_errors import DelayedError, UnrecoverableError
+
+from postbox.config import Settings
+from postbox.errors import PermanentDeliveryError, PostboxError
+from postbox.queue.contract import EmailJobData
+
+logger = logging.getLogger(__name__)
+
+# How long an idle worker blocks on Redis before looking again; below the client's timeout.
+DRAIN_DELAY_SECONDS = 5
+
+
+class Postponed(PostboxError):
+    """Raised by a handler to run the job again at `until_ms` without spending an attempt."""
+
+    def __init__(self, until_ms: int, reason: str) -> None:
+        super().__init__(reason)
+        self.until_ms = until_ms
+
+
+@dataclass(frozen=True)
+class EmailJob:
+    """One job as a handler sees it."""
+
+    id: str
+    data: EmailJobData
+    attempt: int
+    max_attempts: int
+
+
+Handler = Callable[[EmailJob], Awaitable[dict[str, Any]]]
+
+
+class EmailConsumer:
+    """Runs a bullmq worker on the current event loop until `close`."""
+
+    def __init__(
+        self, settings: Settings, client: redis.Redis, handler: Handler, name: str
+    ) -> None:
+        self._handler = handler
+        worker_settings = settings.worker
+        self._worker = Worker(
+            settings.redis.queue_name,
+            self._process,
+            {
+                "connection": client,
+                "autorun": False,
+                "concurrency": worker_settings.concurrency,
+                "drainDelay": DRAIN_DELAY_SECONDS,
+                "lockDuration": worker_settings.lock_duration_ms,
+                "stalledInterval": worker_settings.stalled_interval_ms,
+                "name": name,
+            },
+        )
+        self._run_task: asyncio.Task[None] | None = None
+
+    @property
+    def active_count(self) -> int:
+        """Jobs being processed right now."""
+        return len(self._worker.jobs)
+
+    async def start(self) -> None:
+        """Prime the blocking connection's capabilities, then start taking jobs."""
+        await self._worker.blockingRedisConnection.getRedisVersion()
+        await self._worker.redisConnection.getRedisVersion()
+        self._run_task = asyncio.create_task(self._worker.run(), name="bullmq-worker")
+
+    async def close(self, grace_seconds: float, cancel_now: asyncio.Event) -> None:
+        """Stop taking jobs and let active ones finish; cancel them after the grace period
+        or as soon as `cancel_now` is set."""
+        closing = asyncio.ensure_future(self._worker.close())
+        cancel_wait = asyncio.ensure_future(cancel_now.wait())
+        await asyncio.wait(
+            {closing, cancel_wait}, timeout=grace_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        cancel_wait.cancel()
+        if not closing.done():
+            logger.warning("Cancelling %d active jobs", self.active_count)
+            await self._worker.close(force=True)
+            await closing
+        if self._run_task is not None:
+            await self._run_task
+
+    async def _process(self, job: Job, token: str) -> dict[str, Any]:
+        email_job = EmailJob(job.id, job.data, job.attemptsMade + 1, job.opts.get("attempts", 1))
+        try:
+            return await self._handler(email_job)
+        except PermanentDeliveryError as exc:
+            raise UnrecoverableError(str(exc)) from exc
+        except Postponed as exc:
+            await job.moveToDelayed(exc.until_ms, token)
+            raise DelayedError(str(exc)) from exc

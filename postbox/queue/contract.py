@@ -1,0 +1,112 @@
+"""The queue contract shared by the API and the workers: job name, job data, statuses, options.
+
+The API renders the MIME message once, at enqueue time, so a job carries the exact bytes to
+send and its SMTP envelope; a worker only streams them. Job data is plain JSON (Node BullMQ
+tools can read it) and holds no secret.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, NotRequired, TypedDict
+
+JOB_NAME = "send-email"
+JOB_DATA_VERSION = 1
+
+
+class Mailbox(TypedDict):
+    """One address with an optional display name, as validated by the API."""
+
+    email: str
+    name: NotRequired[str]
+
+
+class Attachment(TypedDict):
+    """A file to attach; `content` is base64 as posted."""
+
+    filename: str
+    content: str
+    content_type: str
+
+
+class EmailRequest(TypedDict):
+    """A validated, normalised email as the API accepted it (the canonical message)."""
+
+    sender: Mailbox
+    to: list[Mailbox]
+    cc: list[Mailbox]
+    bcc: list[Mailbox]
+    reply_to: list[Mailbox]
+    subject: str
+    text: str | None
+    html: str | None
+    headers: dict[str, str]
+    attachments: list[Attachment]
+    tags: list[str]
+    send_at: str | None
+
+
+class EmailSummary(TypedDict):
+    """What the status view shows about a message without parsing it again."""
+
+    sender: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    tags: list[str]
+    send_at: str | None
+
+
+class EmailJobData(TypedDict):
+    """The data of one `send-email` job."""
+
+    v: int
+    envelope_from: str
+    recipients: list[str]
+    message: str
+    message_id: str
+    accepted_at: str
+    summary: EmailSummary
+
+
+class EmailStatus(StrEnum):
+    """The status of an email as the API reports it."""
+
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def status_from_state(state: str, attempts_made: int) -> EmailStatus | None:
+    """Map a BullMQ job state to an email status; None for an unknown job."""
+    if state == "delayed":
+        return EmailStatus.RETRYING if attempts_made > 0 else EmailStatus.SCHEDULED
+    return _STATE_STATUS.get(state)
+
+
+_STATE_STATUS = {
+    "waiting": EmailStatus.QUEUED,
+    "wait": EmailStatus.QUEUED,
+    "prioritized": EmailStatus.QUEUED,
+    "paused": EmailStatus.QUEUED,
+    "active": EmailStatus.SENDING,
+    "completed": EmailStatus.SENT,
+    "failed": EmailStatus.FAILED,
+}
+
+
+def default_job_options(max_attempts: int, backoff_ms: int, keep_seconds: int) -> dict[str, Any]:
+    """BullMQ options for every email job.
+
+    Completed jobs are kept for the dedup window (a re-post of the same id finds them); failed
+    jobs stay until someone retries or discards them, since they are the dead-letter view.
+    """
+    return {
+        "attempts": max_attempts,
+        "backoff": {"type": "exponential", "delay": backoff_ms},
+        "removeOnComplete": {"age": keep_seconds},
+        "removeOnFail": False,
+    }

@@ -1,0 +1,122 @@
+"""The synchronous face of the queue for the API: one per process, safe after fork.
+
+It owns the process's loop thread, Redis client and bullmq `Queue`, all made on first use in
+the process that uses them (gunicorn forks after the app is built). Redis being unreachable
+becomes `QueueUnavailable`, which the API answers with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from bullmq import Queue
+
+from postbox.config import Settings
+from postbox.errors import QueueUnavailable
+from postbox.queue.connection import API_TIMEOUT_SECONDS, UNAVAILABLE_ERRORS, api_client
+from postbox.queue.contract import default_job_options
+from postbox.queue.portal import LoopThread
+from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
+from postbox.queue.stats import queue_stats
+from postbox.queue.status import EmailView, lookup_email
+
+T = TypeVar("T")
+# A call makes a few Redis round trips, each bounded by the client's own timeout.
+CALL_TIMEOUT_SECONDS = API_TIMEOUT_SECONDS * 3
+
+
+class _Resources:
+    """What one process holds: the loop thread and the clients living on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.loop = LoopThread()
+        self.client: redis.Redis = self.loop.call(_make_client(settings), timeout=5)
+        self.queue = Queue(
+            settings.redis.queue_name,
+            {
+                "connection": self.client,
+                "defaultJobOptions": default_job_options(
+                    settings.worker.max_attempts,
+                    settings.worker.backoff_ms,
+                    settings.dedup_window_seconds,
+                ),
+            },
+        )
+        self.producer = EmailProducer(self.queue, self.client, settings.dedup_window_seconds)
+
+
+async def _make_client(settings: Settings) -> redis.Redis:
+    # Built on the loop thread so its pool binds to that loop.
+    return api_client(settings.redis)
+
+
+class QueueGateway:
+    """Blocking calls into the queue, each bounded in time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._resources: _Resources | None = None
+
+    def _get(self) -> _Resources:
+        with self._lock:
+            if self._resources is None or self._pid != os.getpid():
+                self._resources = _Resources(self._settings)
+                self._pid = os.getpid()
+            return self._resources
+
+    def _call(self, make: Callable[[_Resources], Awaitable[T]]) -> T:
+        resources = self._get()
+
+        async def run() -> T:
+            return await make(resources)
+
+        return _unavailable_on_error(lambda: resources.loop.call(run(), CALL_TIMEOUT_SECONDS))
+
+    def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
+        """Enqueue `emails` (one `add`, or one `addBulk` for several)."""
+        return self._call(lambda r: r.producer.enqueue(emails))
+
+    def lookup(self, job_id: str) -> EmailView | None:
+        """The status of one email, or None if unknown."""
+        return self._call(lambda r: lookup_email(r.queue, job_id))
+
+    def lookup_many(self, job_ids: Sequence[str]) -> list[EmailView | None]:
+        """The status of several emails, looked up concurrently."""
+        return self._call(lambda r: _gather([lookup_email(r.queue, i) for i in job_ids]))
+
+    def stats(self) -> dict[str, Any]:
+        """Queue-wide counts, workers and throughput."""
+        return self._call(lambda r: queue_stats(r.queue))
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(self._call(lambda r: r.client.ping()))
+
+    def close(self) -> None:
+        """Release this process's connections and stop its loop thread."""
+        with self._lock:
+            resources, self._resources = self._resources, None
+        if resources is not None and self._pid == os.getpid():
+            resources.loop.stop(_close(resources))
+
+
+async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    return list(await asyncio.gather(*coros))
+
+
+async def _close(resources: _Resources) -> None:
+    await resources.client.aclose()
+
+
+def _unavailable_on_error(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except UNAVAILABLE_ERRORS as exc:
+        raise QueueUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc

@@ -1,0 +1,42 @@
+"""The deterministic job id rule (DESIGN.md): the same email gets the same id on any instance.
+
+With an idempotency key the id is `em_` + SHA-256 of the key, and the fingerprint of the
+payload tells a true retry (same payload) from a conflict (same key, other payload). Without
+one, the id is `em_` + SHA-256 of the canonical JSON of the message itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from postbox.queue.contract import EmailRequest
+
+JOB_ID_PREFIX = "em_"
+
+
+def canonical_json(request: EmailRequest) -> str:
+    """The message as JSON with sorted keys and no spaces; addresses are already normalised."""
+    return json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(request: EmailRequest) -> str:
+    """SHA-256 hex of the canonical JSON: equal for equal messages, whoever posts them."""
+    return hashlib.sha256(canonical_json(request).encode()).hexdigest()
+
+
+def job_id_for(request_fingerprint: str, idempotency_key: str | None) -> str:
+    """The job id for a message with this fingerprint and optional idempotency key."""
+    if idempotency_key is None:
+        return JOB_ID_PREFIX + request_fingerprint
+    return JOB_ID_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+def is_job_id(value: str) -> bool:
+    """True when `value` has the shape of a Postbox job id (guards Redis key lookups)."""
+    digest = value.removeprefix(JOB_ID_PREFIX)
+    return (
+        value.startswith(JOB_ID_PREFIX)
+        and len(digest) == 64
+        and all(c in "0123456789abcdef" for c in digest)
+    )

@@ -1,0 +1,142 @@
+"""Turn validated emails into BullMQ jobs: render once, claim the id, enqueue.
+
+Deduplication has two layers. A Redis marker per job id (`SET NX GET`, kept for the dedup
+window) holds the payload fingerprint: a claim that finds another fingerprint is a conflict.
+BullMQ itself never adds a job id twice while the job exists. Duplicates are still passed to
+`add`: if an API process died between claiming and adding, the retry adds the job (a no-op
+when it exists), so a claimed email is never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import redis.asyncio as redis
+from bullmq import Queue
+
+from postbox.mime import envelope_recipients, format_mailbox, message_id_for, render_message
+from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData, EmailRequest
+from postbox.queue.job_ids import fingerprint, job_id_for
+from postbox.queue.keys import PostboxKeys
+
+
+class Outcome(StrEnum):
+    """What enqueueing one email did."""
+
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class PreparedEmail:
+    """An email ready to enqueue: its id, payload fingerprint, job data and delay."""
+
+    job_id: str
+    fingerprint: str
+    data: EmailJobData
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """The job id an email got and whether it was new."""
+
+    job_id: str
+    outcome: Outcome
+
+
+def prepare_email(
+    request: EmailRequest, idempotency_key: str | None, now: datetime | None = None
+) -> PreparedEmail:
+    """Compute the id and render the message of `request` (pure: no I/O)."""
+    now = now or datetime.now(UTC)
+    request_fingerprint = fingerprint(request)
+    job_id = job_id_for(request_fingerprint, idempotency_key)
+    message_id = message_id_for(job_id, request["sender"])
+    data: EmailJobData = {
+        "v": JOB_DATA_VERSION,
+        "envelope_from": request["sender"]["email"],
+        "recipients": envelope_recipients(request),
+        "message": render_message(request, message_id, now),
+        "message_id": message_id,
+        "accepted_at": now.isoformat(),
+        "summary": {
+            "sender": format_mailbox(request["sender"]),
+            "to": [box["email"] for box in request["to"]],
+            "cc": [box["email"] for box in request["cc"]],
+            "subject": request["subject"],
+            "tags": request["tags"],
+            "send_at": request["send_at"],
+        },
+    }
+    return PreparedEmail(job_id, request_fingerprint, data, _delay_ms(request["send_at"], now))
+
+
+def _delay_ms(send_at: str | None, now: datetime) -> int:
+    if send_at is None:
+        return 0
+    return max(0, int((datetime.fromisoformat(send_at) - now).total_seconds() * 1000))
+
+
+class EmailProducer:
+    """Enqueues prepared emails into one BullMQ queue, deduplicating by job id."""
+
+    def __init__(self, queue: Queue, client: redis.Redis, dedup_window_seconds: int) -> None:
+        self._queue = queue
+        self._client = client
+        self._keys = PostboxKeys(queue.name)
+        self._window = dedup_window_seconds
+
+    async def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
+        """Claim each email's id and enqueue every email that is not a conflict."""
+        outcomes = await self._claim(emails)
+        to_add = {
+            email.job_id: email
+            for email, outcome in zip(emails, outcomes, strict=True)
+            if outcome is not Outcome.CONFLICT
+        }
+        await self._add(list(to_add.values()))
+        return [
+            EnqueueResult(email.job_id, outcome)
+            for email, outcome in zip(emails, outcomes, strict=True)
+        ]
+
+    async def _claim(self, emails: Sequence[PreparedEmail]) -> list[Outcome]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for email in emails:
+                ttl = self._window + email.delay_ms // 1000
+                pipe.set(
+                    self._keys.idempotency(email.job_id),
+                    email.fingerprint,
+                    ex=ttl,
+                    nx=True,
+                    get=True,
+                )
+            previous = await pipe.execute()
+        return [_outcome(email, found) for email, found in zip(emails, previous, strict=True)]
+
+    async def _add(self, emails: list[PreparedEmail]) -> None:
+        if len(emails) == 1:
+            await self._queue.add(JOB_NAME, emails[0].data, _job_options(emails[0]))
+        elif emails:
+            await self._queue.addBulk(
+                [{"name": JOB_NAME, "data": e.data, "opts": _job_options(e)} for e in emails]
+            )
+
+
+def _outcome(email: PreparedEmail, found: str | None) -> Outcome:
+    if found is None:
+        return Outcome.CREATED
+    return Outcome.DUPLICATE if found == email.fingerprint else Outcome.CONFLICT
+
+
+def _job_options(email: PreparedEmail) -> dict[str, Any]:
+    options: dict[str, Any] = {"jobId": email.job_id}
+    if email.delay_ms:
+        options["delay"] = email.delay_ms
+    return options

@@ -1,0 +1,1 @@
+"""Worker processes: take jobs from the queue and deliver them over SMTP."""
