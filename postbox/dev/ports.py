@@ -30,8 +30,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when `host:port` can be bound now."""
+    """True when a server could listen on `host:port` now (closing connections don't count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -48,13 +48,14 @@ def _serve_env(
     }
 
 
-def _banner(api_port: int, smtp_port: int, key: str) -> str:
+def _banner(api_port: int, smtp_port: int, redis_url: str, key: str) -> str:
     base = f"http://127.0.0.1:{api_port}"
     return f"""
 Postbox is running (development mode, loopback only).
   API        {base}/v1/emails
   Inbox      {base}/dev/inbox   (SMTP on 127.0.0.1:{smtp_port})
   Stats      {base}/v1/queue/stats
+  Redis      {redis_url}   (private; its data goes when you stop)
   API key    {key}
 
 Try:
@@ -93,7 +94,8 @@ def run_dev(api_port: int, smtp_port: int | None) -> int:
         env = _serve_env(redis.url, inbox.port, api_port, key, inbox.maildir)
         serve = subprocess.Popen([sys.executable, "-m", "postbox", "serve"], env=env)
         try:
-            return _supervise(serve, stop, api_port, inbox.port, key)
+            banner = _banner(api_port, inbox.port, redis.url, key)
+            return _supervise(serve, stop, api_port, banner)
         finally:
             _stop_child(serve)
             inbox.stop()
@@ -102,14 +104,14 @@ def run_dev(api_port: int, smtp_port: int | None) -> int:
 
 
 def _supervise(
-    serve: subprocess.Popen[bytes], stop: threading.Event, api_port: int, smtp_port: int, key: str
+    serve: subprocess.Popen[bytes], stop: threading.Event, api_port: int, banner: str
 ) -> int:
     try:
         wait_for_port("127.0.0.1", api_port, timeout=30)
     except TimeoutError:
         click.echo("postbox dev: the API did not start; see the log above", err=True)
         return 1
-    click.echo(_banner(api_port, smtp_port, key))
+    click.echo(banner)
     while not stop.wait(0.2):
         if serve.poll() is not None:
             click.echo(f"postbox dev: the server exited with code {serve.returncode}", err=True)

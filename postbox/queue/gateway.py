@@ -112,7 +112,7 @@ async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
 
 
 async def _close(resources: _Resources) -> None:
-    await resources.client.aclose()
+    await resources.client.aclose(close_connection_pool=True)
 
 
 def _unavailable_on_error(call: Callable[[], T]) -> T:

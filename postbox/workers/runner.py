@@ -51,7 +51,7 @@ class WorkerRunner:
         logger.info("Stopping: no new jobs; waiting for %d active", consumer.active_count)
         await consumer.close(settings.worker.shutdown_grace_seconds, self._force)
         await pool.close()
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)
         logger.info("Worker %s stopped", name)
 
     def _install_signal_handlers(self) -> None:

@@ -1,0 +1,266 @@
+"""Fixtures that start real services: redis-server, an aiosmtpd SMTP server, worker processes.
+
+Nothing here is mocked. A missing redis-server fails the test run with the reason (the
+README's test command installs it), it never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as sync_redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
+
+from postbox.api.app import create_app
+from postbox.config import Settings, load_settings
+from postbox.dev.ports import free_port
+from postbox.dev.redis_server import RedisServer
+from tests.support import API_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------- Redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A clean database for each test."""
+    client = sync_redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[sync_redis.Redis]:
+    client = sync_redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+# ---------------------------------------------------------------- SMTP
+
+
+@dataclass
+class Received:
+    """One message as the SMTP server took it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    at: float
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class RecordingHandler:
+    """Answers per the test's `smtp_replies` marker and records what it accepted.
+
+    `rcpt` maps a recipient to a reply such as "550 5.1.1 no such user"; `data` is a list of
+    replies given to successive DATA commands before the server starts accepting.
+    """
+
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_replies: list[str] = field(default_factory=list)
+    data_delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        reply = self.rcpt_replies.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        with self.lock:
+            if self.data_replies:
+                return self.data_replies.pop(0)
+            assert isinstance(envelope.content, bytes)
+            self.received.append(
+                Received(
+                    str(envelope.mail_from), list(envelope.rcpt_tos), envelope.content, time.time()
+                )
+            )
+        return "250 2.0.0 Message accepted"
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    handler: RecordingHandler
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+
+@pytest.fixture
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    replies = request.node.get_closest_marker("smtp_replies")
+    delay = request.node.get_closest_marker("smtp_delay")
+    handler = RecordingHandler(
+        rcpt_replies=dict((replies.kwargs.get("rcpt") or {}) if replies else {}),
+        data_replies=list((replies.kwargs.get("data") or []) if replies else []),
+        data_delay=delay.args[0] if delay else 0.0,
+    )
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SmtpServer("127.0.0.1", port, handler)
+    controller.stop()
+
+
+# ---------------------------------------------------------------- settings and app
+
+
+@pytest.fixture
+def service_env(redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+    """Environment for Postbox processes pointed at this test's Redis and SMTP server."""
+    return {
+        "REDIS_URL": redis_url,
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_SECURITY": "none",
+        "API_KEYS": API_KEY,
+        "INSTANCE_ID": "test",
+        "EMAIL_BACKOFF_MS": "200",
+        "LOG_LEVEL": "info",
+    }
+
+
+@pytest.fixture
+def settings(service_env: dict[str, str]) -> Settings:
+    return load_settings(service_env)
+
+
+class ApiClient:
+    """A Flask test client that sends the API key and JSON by default."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+        self.client = self.app.test_client()
+        self.auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    def post(
+        self, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> Any:
+        return self.client.post(path, json=json, headers={**self.auth, **(headers or {})}, **kw)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Any:
+        return self.client.get(path, headers={**self.auth, **(headers or {})})
+
+    def close(self) -> None:
+        self.app.extensions["postbox"].gateway.close()
+
+
+@pytest.fixture
+def api_factory() -> Iterator[Callable[[Settings], ApiClient]]:
+    made: list[ApiClient] = []
+
+    def make(settings: Settings) -> ApiClient:
+        made.append(ApiClient(settings))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def api(api_factory: Callable[[Settings], ApiClient], settings: Settings) -> ApiClient:
+    return api_factory(settings)
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+class WorkerProcess:
+    """A real `postbox worker` process."""
+
+    def __init__(self, env: dict[str, str], args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "postbox", "worker", *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def worker_factory(
+    service_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `postbox worker` processes; each is stopped at the end of the test."""
+    made: list[WorkerProcess] = []
+
+    def start(args: list[str] | None = None, **env: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(made)}.log"
+        made.append(WorkerProcess({**service_env, **env}, args or ["--processes", "1"], log))
+        return made[-1]
+
+    yield start
+    for worker in made:
+        worker.stop()
