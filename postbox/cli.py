@@ -1,4 +1,4 @@
-"""The `postbox` command line: serve | worker | dev.
+"""The `postbox` command line: serve | worker | dev | dlq.
 
 Every setting comes from the environment; a flag only overrides its variable, and the
 override is passed on to child processes through their environment.
@@ -6,17 +6,27 @@ override is passed on to child processes through their environment.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
 from postbox.config import Settings, load_settings
 from postbox.errors import ConfigError
 from postbox.logs import setup_logging
+from postbox.queue import dead_letters
+from postbox.queue.connection import UNAVAILABLE_ERRORS
+from postbox.queue.contract import DEAD_LETTER_CLASSES
+from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
+from postbox.queue.job_ids import is_job_id
 from postbox.workers.supervisor import ChildSpec, Supervisor
 
+T = TypeVar("T")
 GUNICORN_THREADS = 16
 
 
@@ -114,6 +124,147 @@ def dev(port: int, smtp_port: int | None) -> None:
     setup_logging("INFO", "text", "dev")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
     sys.exit(run_dev(api_port=port, smtp_port=smtp_port))
+
+
+@cli.group()
+def dlq() -> None:
+    """The dead-letter view: failed emails, to list, requeue or discard."""
+
+
+_error_class_option = click.option(
+    "--error-class", type=click.Choice(DEAD_LETTER_CLASSES), help="Only this error class."
+)
+_all_option = click.option("--all", "all_", is_flag=True, help="Every dead letter (of the class).")
+
+
+@dlq.command("list")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--cursor", help="Continue where a previous listing stopped.")
+@_error_class_option
+@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
+def dlq_list(limit: int, cursor: str | None, error_class: str | None, as_json: bool) -> None:
+    """Show failed emails, newest first."""
+    settings, _ = _settings({})
+    try:
+        page = _with_queue(
+            settings,
+            lambda queue: dead_letters.list_dead_letters(queue, limit, cursor, 0, error_class),
+        )
+    except dead_letters.InvalidCursor as exc:
+        raise click.BadParameter(str(exc), param_hint="--cursor") from None
+    if as_json:
+        click.echo(json.dumps(page.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_table(page)
+
+
+@dlq.command("retry")
+@click.argument("ids", nargs=-1)
+@_all_option
+@_error_class_option
+def dlq_retry(ids: tuple[str, ...], all_: bool, error_class: str | None) -> None:
+    """Requeue failed emails by id, or --all of them, with a full attempt budget."""
+    _check_selection(ids, all_, error_class)
+    settings, _ = _settings({})
+    if all_:
+        count = _with_queue(settings, lambda q: dead_letters.retry_dead_letters(q, error_class))
+        click.echo(f"requeued {count} dead letter(s)")
+        return
+    _each(settings, ids, dead_letters.retry_dead_letter, "requeued")
+
+
+@dlq.command("purge")
+@click.argument("ids", nargs=-1)
+@_all_option
+@_error_class_option
+def dlq_purge(ids: tuple[str, ...], all_: bool, error_class: str | None) -> None:
+    """Discard failed emails by id, or --all of them, for good."""
+    _check_selection(ids, all_, error_class)
+    settings, _ = _settings({})
+    if all_:
+        count = _with_queue(settings, lambda q: dead_letters.discard_dead_letters(q, error_class))
+        click.echo(f"discarded {count} dead letter(s)")
+        return
+    _each(settings, ids, dead_letters.discard_dead_letter, "discarded")
+
+
+def _check_selection(ids: Sequence[str], all_: bool, error_class: str | None) -> None:
+    if ids and all_:
+        raise click.UsageError("Give dead-letter ids or --all, not both.")
+    if not ids and not all_:
+        raise click.UsageError("Give dead-letter ids, or --all.")
+    if error_class and not all_:
+        raise click.UsageError("--error-class goes with --all.")
+
+
+def _with_queue(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `action` on a queue handle in a fresh event loop; Redis down ends the command."""
+
+    async def run() -> T:
+        async with dead_letters.open_queue(settings.redis) as queue:
+            return await action(queue)
+
+    try:
+        return asyncio.run(run())
+    except UNAVAILABLE_ERRORS as exc:
+        raise click.ClickException(
+            f"Redis at {settings.redis.safe_url} is unreachable: {type(exc).__name__}"
+        ) from exc
+
+
+def _each(
+    settings: Settings,
+    ids: Sequence[str],
+    action: Callable[[Any, str], Awaitable[bool]],
+    verb: str,
+) -> None:
+    """Apply `action` to each id in turn; exit 1 if any was not a dead letter."""
+
+    async def run_all(queue: Any) -> list[bool]:
+        return [is_job_id(job_id) and await action(queue, job_id) for job_id in ids]
+
+    results = _with_queue(settings, run_all)
+    for job_id, done in zip(ids, results, strict=True):
+        if done:
+            click.echo(f"{verb} {job_id}")
+        else:
+            click.echo(f"not a dead letter: {job_id}", err=True)
+    if not all(results):
+        sys.exit(1)
+
+
+def _print_table(page: DeadLetterPage) -> None:
+    if not page.entries:
+        click.echo("No dead letters.")
+    else:
+        _echo_columns([_TABLE_HEADER, *(_table_row(entry) for entry in page.entries)])
+    if page.next_cursor:
+        click.echo(f"More: postbox dlq list --cursor {page.next_cursor}")
+
+
+_TABLE_HEADER = ("FAILED AT (UTC)", "CLASS", "TRIES", "ID", "TO", "SUBJECT", "REASON")
+
+
+def _table_row(entry: DeadLetter) -> tuple[str, ...]:
+    return (
+        entry.failed_at[:19].replace("T", " "),
+        entry.error_class,
+        str(entry.attempts),
+        entry.id,
+        ", ".join(entry.to),
+        _clip(entry.subject or "", 30),
+        _clip(entry.reason, 80),
+    )
+
+
+def _echo_columns(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def main() -> None:

@@ -4,11 +4,17 @@ PostboxError
 ├── ConfigError          a setting in the environment is unusable
 ├── QueueUnavailable     Redis cannot be reached (or answered too slowly)
 └── DeliveryError        one attempt to hand a message to the relay failed
-    ├── TemporaryDeliveryError   worth another attempt (4xx, timeouts, disconnects)
+    ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
+    │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
     └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
+
+Each delivery error has an `error_class`: the word that starts a dead letter's reason
+("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class PostboxError(Exception):
@@ -26,6 +32,8 @@ class QueueUnavailable(PostboxError):
 class DeliveryError(PostboxError):
     """Raised when one attempt to deliver a message to the SMTP relay fails."""
 
+    error_class: ClassVar[str] = "internal"
+
     def __init__(self, message: str, smtp_code: int | None = None) -> None:
         super().__init__(message)
         self.smtp_code = smtp_code
@@ -34,6 +42,16 @@ class DeliveryError(PostboxError):
 class TemporaryDeliveryError(DeliveryError):
     """Raised when the relay failed in a way another attempt may get past."""
 
+    error_class = "temporary"
+
+
+class RelayUnavailable(TemporaryDeliveryError):
+    """Raised when the relay cannot be reached or says it is not available (421)."""
+
+    error_class = "unavailable"
+
 
 class PermanentDeliveryError(DeliveryError):
     """Raised when the relay refused the message for good."""
+
+    error_class = "rejected"

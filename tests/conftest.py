@@ -72,7 +72,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
-    at: float
+    at: float  # when DATA ended (the server took the message)
+    started_at: float  # when MAIL FROM came (the transaction began)
 
     @property
     def message(self) -> EmailMessage:
@@ -94,6 +95,19 @@ class RecordingHandler:
     data_delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        session.started_at = time.time()  # type: ignore[attr-defined]
+        return "250 OK"
 
     async def handle_RCPT(
         self,
@@ -118,7 +132,11 @@ class RecordingHandler:
             assert isinstance(envelope.content, bytes)
             self.received.append(
                 Received(
-                    str(envelope.mail_from), list(envelope.rcpt_tos), envelope.content, time.time()
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    envelope.content,
+                    time.time(),
+                    getattr(session, "started_at", 0.0),
                 )
             )
         return "250 2.0.0 Message accepted"
@@ -129,10 +147,21 @@ class SmtpServer:
     host: str
     port: int
     handler: RecordingHandler
+    controller: Controller | None = None
 
     @property
     def received(self) -> list[Received]:
         return self.handler.received
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname=self.host, port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        """Stop listening (an outage); `start` brings it back on the same port."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
 
 @pytest.fixture
@@ -144,11 +173,10 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
         data_replies=list((replies.kwargs.get("data") or []) if replies else []),
         data_delay=delay.args[0] if delay else 0.0,
     )
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield SmtpServer("127.0.0.1", port, handler)
-    controller.stop()
+    server = SmtpServer("127.0.0.1", free_port(), handler)
+    server.start()
+    yield server
+    server.stop()
 
 
 # ---------------------------------------------------------------- settings and app

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import idna
+
 from postbox.queue.contract import Mailbox
 
 MAX_ADDRESS_LENGTH = 254
@@ -59,8 +61,10 @@ def normalise_address(address: str) -> str:
 
 def _ascii_domain(domain: str) -> str:
     try:
-        ascii_domain = domain.encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        # IDNA 2008 with UTS 46 mapping, as browsers and mail providers use (Python's own
+        # "idna" codec is IDNA 2003, which turns ß into ss: another domain).
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError):
         raise AddressError("The domain is not a valid host name.") from None
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from postbox.api import emails, health, queue_stats
+from postbox.api import dead_letters, emails, health, queue_stats
 from postbox.api.auth import check_api_key
 from postbox.api.errors import register_error_handlers
 from postbox.api.extension import init_app
@@ -30,6 +30,7 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     v1.before_request(lambda: check_api_key(settings.api.api_key_digests))
     v1.register_blueprint(emails.bp)
     v1.register_blueprint(queue_stats.bp)
+    v1.register_blueprint(dead_letters.bp)
     app.register_blueprint(v1)
     if settings.api.dev_inbox_dir:
         from postbox.api import dev_inbox  # noqa: PLC0415  (development runs only)

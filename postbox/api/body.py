@@ -34,6 +34,12 @@ def read_json_object() -> dict[str, Any]:
         raise BadRequest(
             "The body is not valid JSON.", {"body": [f"Invalid JSON: {exc}"]}
         ) from None
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            "The body has an invalid character.", {"body": ["Lone surrogate in a string."]}
+        ) from None
     if not isinstance(payload, dict):
         raise ValidationFailed("The body must be a JSON object.", {"body": ["Not an object."]})
     return payload

@@ -10,7 +10,7 @@ import base64
 import binascii
 import mimetypes
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -46,11 +46,15 @@ RESERVED_HEADERS = frozenset(
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
 _TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_NO_LINE_BREAKS = "Must not contain line breaks or NUL characters."
+_NO_LINE_BREAKS = "Must not contain line breaks or control characters."
+# C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators:
+# anything a mail parser (or Python's email package) could take for the end of a line.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_SCHEDULE_DAYS = 365
 
 
 def _single_line(value: str) -> None:
-    if "\r" in value or "\n" in value or "\x00" in value:
+    if _CONTROL.search(value):
         raise ValidationError(_NO_LINE_BREAKS)
 
 
@@ -73,6 +77,8 @@ class MailboxListField(fields.Field[list[Mailbox]]):
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list):
             raise ValidationError("Not a valid address or list of addresses.")
+        if self.required and not items:
+            raise ValidationError("Give at least one address.")
         if len(items) > MAX_RECIPIENTS:
             raise ValidationError(f"More than {MAX_RECIPIENTS} addresses.")
         errors: dict[int, list[str]] = {}
@@ -161,6 +167,9 @@ class EmailSchema(Schema):
         count = sum(len(data.get(name) or []) for name in ("to", "cc", "bcc"))
         if count > MAX_RECIPIENTS:
             raise ValidationError(f"More than {MAX_RECIPIENTS} recipients in all.", "to")
+        send_at = data.get("send_at")
+        if send_at and send_at - datetime.now(UTC) > timedelta(days=MAX_SCHEDULE_DAYS):
+            raise ValidationError(f"Must be within {MAX_SCHEDULE_DAYS} days.", "send_at")
 
     @post_load
     def _to_request(self, data: dict[str, Any], **kwargs: Any) -> Any:

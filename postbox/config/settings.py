@@ -67,6 +67,7 @@ class WorkerSettings:
     shutdown_grace_seconds: float = 60.0
     lock_duration_ms: int = 30_000
     stalled_interval_ms: int = 30_000
+    max_stalled_count: int = 5
     rate_limit: str | None = None
     domain_rate_limits: tuple[tuple[str, str], ...] = ()
     metrics_port: int | None = None
@@ -100,8 +101,12 @@ class Settings:
 
 def redact_url(url: str) -> str:
     """Return `url` with its password (if any) replaced by `***`."""
-    parts = urlsplit(url)
-    if not parts.password:
+    try:
+        parts = urlsplit(url)
+        has_password = bool(parts.password)
+    except ValueError:
+        return "(not a URL)"
+    if not has_password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
@@ -279,6 +284,7 @@ def _load_worker(env: _Env) -> WorkerSettings:
         stalled_interval_ms=env.positive_int(
             "EMAIL_STALLED_INTERVAL_MS", defaults.stalled_interval_ms
         ),
+        max_stalled_count=env.positive_int("EMAIL_MAX_STALLED_COUNT", defaults.max_stalled_count),
         rate_limit=env.get("EMAIL_RATE_LIMIT", None, _rate_limit, "bad rate limit"),
         domain_rate_limits=env.get("EMAIL_DOMAIN_RATE_LIMITS", (), _domain_rate_limits, "bad"),
         metrics_port=env.get("METRICS_PORT", None, _port, "not a port"),

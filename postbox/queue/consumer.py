@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +20,17 @@ from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError, UnrecoverableError
 
 from postbox.config import Settings
-from postbox.errors import PermanentDeliveryError, PostboxError
-from postbox.queue.contract import EmailJobData
+from postbox.errors import DeliveryError, PermanentDeliveryError, PostboxError
+from postbox.queue.contract import EmailJobData, failure_reason
 
 logger = logging.getLogger(__name__)
 
 # How long an idle worker blocks on Redis before looking again; below the client's timeout.
 DRAIN_DELAY_SECONDS = 5
+
+
+class AttemptFailed(Exception):
+    """Raised to BullMQ for a failed attempt that may be retried; its text is the reason."""
 
 
 class Postponed(PostboxError):
@@ -38,12 +43,24 @@ class Postponed(PostboxError):
 
 @dataclass(frozen=True)
 class EmailJob:
-    """One job as a handler sees it."""
+    """One job as a handler sees it.
+
+    `ran_before` is False only on a job's very first run: BullMQ counts every start (`ats`)
+    after handing the job out, so a re-run after a crash, retry or postponement sees > 0.
+    """
 
     id: str
     data: EmailJobData
     attempt: int
     max_attempts: int
+    ran_before: bool
+
+
+def jittered_exponential(attempts_made: int, kind: str, err: object, job: object) -> int:
+    """BullMQ backoff strategy: exponential from the job's delay, with up to -50 % jitter
+    so retries of a burst do not hit the relay together."""
+    delay = int(getattr(job, "opts", {}).get("backoff", {}).get("delay", 1000))
+    return int(delay * 2 ** (attempts_made - 1) * random.uniform(0.5, 1.0))  # noqa: S311
 
 
 Handler = Callable[[EmailJob], Awaitable[dict[str, Any]]]
@@ -67,7 +84,9 @@ class EmailConsumer:
                 "drainDelay": DRAIN_DELAY_SECONDS,
                 "lockDuration": worker_settings.lock_duration_ms,
                 "stalledInterval": worker_settings.stalled_interval_ms,
+                "maxStalledCount": worker_settings.max_stalled_count,
                 "name": name,
+                "settings": {"backoffStrategy": jittered_exponential},
             },
         )
         self._run_task: asyncio.Task[None] | None = None
@@ -76,6 +95,14 @@ class EmailConsumer:
     def active_count(self) -> int:
         """Jobs being processed right now."""
         return len(self._worker.jobs)
+
+    async def pause(self) -> None:
+        """Stop fetching new jobs; active ones carry on."""
+        await self._worker.pause(do_not_wait_active=True)
+
+    def resume(self) -> None:
+        """Fetch jobs again after `pause`."""
+        self._worker.resume()
 
     async def start(self) -> None:
         """Prime the blocking connection's capabilities, then start taking jobs."""
@@ -100,11 +127,19 @@ class EmailConsumer:
             await self._run_task
 
     async def _process(self, job: Job, token: str) -> dict[str, Any]:
-        email_job = EmailJob(job.id, job.data, job.attemptsMade + 1, job.opts.get("attempts", 1))
+        email_job = EmailJob(
+            job.id,
+            job.data,
+            job.attemptsMade + 1,
+            job.opts.get("attempts", 1),
+            ran_before=job.attemptsStarted > 0,
+        )
         try:
             return await self._handler(email_job)
         except PermanentDeliveryError as exc:
-            raise UnrecoverableError(str(exc)) from exc
+            raise UnrecoverableError(failure_reason(exc.error_class, str(exc))) from exc
+        except DeliveryError as exc:
+            raise AttemptFailed(failure_reason(exc.error_class, str(exc))) from exc
         except Postponed as exc:
             await job.moveToDelayed(exc.until_ms, token)
             raise DelayedError(str(exc)) from exc

@@ -12,6 +12,8 @@ from typing import Any, NotRequired, TypedDict
 
 JOB_NAME = "send-email"
 JOB_DATA_VERSION = 1
+# A custom BullMQ backoff type, computed by the worker's strategy (exponential with jitter).
+BACKOFF_TYPE = "postbox-jittered-exponential"
 
 
 class Mailbox(TypedDict):
@@ -80,10 +82,16 @@ class EmailStatus(StrEnum):
     FAILED = "failed"
 
 
-def status_from_state(state: str, attempts_made: int) -> EmailStatus | None:
-    """Map a BullMQ job state to an email status; None for an unknown job."""
+def status_from_state(state: str, attempts_made: int, send_at_ahead: bool) -> EmailStatus | None:
+    """Map a BullMQ job state to an email status; None for an unknown job.
+
+    A delayed job is `scheduled` while its `send_at` is ahead, `retrying` after a failed
+    attempt, and otherwise `queued` (postponed by a rate limit or a relay outage).
+    """
     if state == "delayed":
-        return EmailStatus.RETRYING if attempts_made > 0 else EmailStatus.SCHEDULED
+        if attempts_made > 0:
+            return EmailStatus.RETRYING
+        return EmailStatus.SCHEDULED if send_at_ahead else EmailStatus.QUEUED
     return _STATE_STATUS.get(state)
 
 
@@ -106,7 +114,28 @@ def default_job_options(max_attempts: int, backoff_ms: int, keep_seconds: int) -
     """
     return {
         "attempts": max_attempts,
-        "backoff": {"type": "exponential", "delay": backoff_ms},
+        "backoff": {"type": BACKOFF_TYPE, "delay": backoff_ms},
         "removeOnComplete": {"age": keep_seconds},
         "removeOnFail": False,
     }
+
+
+# The first word of a failed job's reason: why it is a dead letter.
+DEAD_LETTER_CLASSES = ("rejected", "temporary", "unavailable", "stalled", "internal")
+
+
+def failure_reason(error_class: str, text: str) -> str:
+    """The reason stored on a failed attempt: `rejected: 550 5.1.1 no such user`."""
+    return f"{error_class}: {text}"
+
+
+def split_failure_reason(reason: str | None) -> tuple[str, str]:
+    """The (error class, text) of a stored reason; BullMQ's own reasons (a job that stalled
+    too often) get the class `stalled`, anything else unknown `internal`."""
+    reason = reason or ""
+    head, sep, text = reason.partition(": ")
+    if sep and head in DEAD_LETTER_CLASSES:
+        return head, text
+    if "stalled" in reason:
+        return "stalled", reason
+    return "internal", reason

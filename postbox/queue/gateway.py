@@ -18,8 +18,10 @@ from bullmq import Queue
 
 from postbox.config import Settings
 from postbox.errors import QueueUnavailable
+from postbox.queue import dead_letters
 from postbox.queue.connection import API_TIMEOUT_SECONDS, UNAVAILABLE_ERRORS, api_client
 from postbox.queue.contract import default_job_options
+from postbox.queue.dead_letters import DeadLetterPage
 from postbox.queue.portal import LoopThread
 from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
 from postbox.queue.stats import queue_stats
@@ -94,6 +96,26 @@ class QueueGateway:
     def stats(self) -> dict[str, Any]:
         """Queue-wide counts, workers and throughput."""
         return self._call(lambda r: queue_stats(r.queue))
+
+    def list_dead_letters(
+        self, limit: int, cursor: str | None, offset: int, error_class: str | None
+    ) -> DeadLetterPage:
+        """One page of failed emails, newest first; `InvalidCursor` for a foreign cursor."""
+        return self._call(
+            lambda r: dead_letters.list_dead_letters(r.queue, limit, cursor, offset, error_class)
+        )
+
+    def retry_dead_letter(self, job_id: str) -> bool:
+        """Requeue one failed email; False if it is not a dead letter."""
+        return self._call(lambda r: dead_letters.retry_dead_letter(r.queue, job_id))
+
+    def retry_dead_letters(self, error_class: str | None) -> int:
+        """Requeue every failed email (of `error_class`, if given); how many were."""
+        return self._call(lambda r: dead_letters.retry_dead_letters(r.queue, error_class))
+
+    def discard_dead_letter(self, job_id: str) -> bool:
+        """Delete one failed email; False if it is not a dead letter."""
+        return self._call(lambda r: dead_letters.discard_dead_letter(r.queue, job_id))
 
     def ping(self) -> bool:
         """True when Redis answers."""

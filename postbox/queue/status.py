@@ -1,14 +1,17 @@
-"""Look up what happened to one email: its BullMQ state, attempts and the relay's answer."""
+"""Look up what happened to one email: its BullMQ state, every attempt, the relay's answers."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from bullmq import Job, Queue
 
-from postbox.queue.contract import EmailStatus, status_from_state
+from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
+from postbox.queue.journal import JournalEntry, attempt_log_key, parse_entry
+from postbox.queue.keys import PostboxKeys
 
 
 @dataclass(frozen=True)
@@ -18,25 +21,45 @@ class EmailView:
     id: str
     status: EmailStatus
     attempts: int
-    message_id: str | None
-    summary: dict[str, Any]
-    accepted_at: str | None
+    data: dict[str, Any]
     finished_at: str | None
-    last_error: str | None
+    failed_reason: str | None
     result: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    journal: JournalEntry
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body of the status endpoint."""
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
             "status": str(self.status),
             "attempts": self.attempts,
-            "message_id": self.message_id,
-            **self.summary,
-            "accepted_at": self.accepted_at,
+            "message_id": self.data.get("message_id"),
+            **(self.data.get("summary") or {}),
+            "accepted_at": self.data.get("accepted_at"),
             "finished_at": self.finished_at,
-            "last_error": self.last_error,
-            "result": self.result,
+            "last_error": None,
+            "error_class": None,
+            "delivery": self._delivery(),
+            "history": self.history,
+        }
+        if self.failed_reason:
+            body["error_class"], body["last_error"] = split_failure_reason(self.failed_reason)
+        return body
+
+    def _delivery(self) -> dict[str, Any]:
+        """Per recipient, what the relay answered; from the result once the job completed,
+        else from the journal (which may already hold a 250 for a job still running)."""
+        if self.result is not None:
+            return {
+                "smtp_reply": self.result.get("smtp_reply"),
+                "accepted": self.result.get("accepted", []),
+                "refused": self.result.get("refused", {}),
+            }
+        return {
+            "smtp_reply": next(iter(self.journal.accepted.values()), None),
+            "accepted": sorted(self.journal.accepted),
+            "refused": self.journal.rejected,
         }
 
 
@@ -45,23 +68,31 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
     job = await Job.fromId(queue, job_id)
     if job is None:
         return None
+    async with queue.client.pipeline(transaction=False) as pipe:
+        pipe.lrange(attempt_log_key(queue.name, job_id), 0, -1)
+        pipe.hgetall(PostboxKeys(queue.name).journal(job_id))
+        logs, journal = await pipe.execute()
     state = await queue.getJobState(job_id)
-    status = status_from_state(state, job.attemptsMade)
+    data: dict[str, Any] = job.data or {}
+    status = status_from_state(state, job.attemptsMade, _ahead(data))
     if status is None:
         return None
-    data: dict[str, Any] = job.data or {}
-    result = job.returnvalue if isinstance(job.returnvalue, dict) else None
     return EmailView(
         id=job_id,
         status=status,
         attempts=job.attemptsMade,
-        message_id=data.get("message_id"),
-        summary=dict(data.get("summary") or {}),
-        accepted_at=data.get("accepted_at"),
+        data=data,
         finished_at=_iso(job.finishedOn),
-        last_error=job.failedReason,
-        result=result,
+        failed_reason=job.failedReason,
+        result=job.returnvalue if isinstance(job.returnvalue, dict) else None,
+        history=[json.loads(line) for line in logs],
+        journal=parse_entry(cast(dict[str, str], journal)),
     )
+
+
+def _ahead(data: dict[str, Any]) -> bool:
+    send_at = (data.get("summary") or {}).get("send_at")
+    return isinstance(send_at, str) and datetime.fromisoformat(send_at) > datetime.now(UTC)
 
 
 def _iso(timestamp_ms: int | None) -> str | None:

@@ -1,47 +1,130 @@
-"""Deliver one email job: hand its pre-rendered message to the relay, report the reply."""
+"""Deliver one email job: journal first, rate limit, SMTP send, journal the relay's answer.
+
+The order is what makes the guarantees: a re-run reads the journal and sends only to
+recipients still pending; the relay's 250 is journalled before the job completes; recipients
+refused with 5xx are never tried again, those refused with 4xx are retried alone.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
+from datetime import UTC, datetime
 from typing import Any
 
-from postbox.errors import DeliveryError
-from postbox.queue.consumer import EmailJob
-from postbox.workers.smtp_pool import SmtpPool
+from postbox.errors import DeliveryError, PermanentDeliveryError, RelayUnavailable
+from postbox.errors import TemporaryDeliveryError as Deferred
+from postbox.queue.consumer import EmailJob, Postponed
+from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
+from postbox.workers.circuit import RelayCircuit
+from postbox.workers.failures import is_permanent
+from postbox.workers.rate_limit import SendRateLimiter
+from postbox.workers.smtp_pool import SendResult, SmtpPool
 
 logger = logging.getLogger(__name__)
 
 
 class EmailProcessor:
-    """Sends each job's message through the SMTP pool."""
+    """Sends each job's pre-rendered message to the recipients that still need it."""
 
-    def __init__(self, smtp_pool: SmtpPool, instance_id: str) -> None:
+    def __init__(
+        self,
+        smtp_pool: SmtpPool,
+        journal: SendJournal,
+        limiter: SendRateLimiter,
+        circuit: RelayCircuit,
+        instance_id: str,
+    ) -> None:
         self._pool = smtp_pool
+        self._journal = journal
+        self._limiter = limiter
+        self._circuit = circuit
         self._instance_id = instance_id
 
     async def process(self, job: EmailJob) -> dict[str, Any]:
-        """Send `job`; the returned dict is stored as the job's result."""
+        """Deliver `job`; the returned dict becomes the job's result."""
+        entry = await self._journal.load(job.id) if job.ran_before else EMPTY
+        pending = entry.pending(job.data["recipients"])
+        if not pending:
+            logger.info("Email %s was already accepted by the relay; completing", job.id)
+            return self._result(entry, None)
+        result = await self._send(job, pending)
+        return await self._settle(job, entry, pending, result)
+
+    async def _send(self, job: EmailJob, pending: list[str]) -> SendResult:
         data = job.data
-        started = time.perf_counter()
+        limiter = self._limiter
+
+        async def within_rate_limit() -> None:
+            await limiter.acquire(pending)
+
+        ready = within_rate_limit if limiter.enabled else None
         try:
-            result = await self._pool.send(
-                data["envelope_from"], data["recipients"], data["message"]
-            )
+            result = await self._pool.send(data["envelope_from"], pending, data["message"], ready)
+        except RelayUnavailable as exc:
+            self._circuit.record_failure()
+            await self._journal.record_attempt(job.id, self._attempt(job, "unavailable", exc))
+            logger.warning("Email %s postponed: %s", job.id, exc)
+            raise Postponed(self._circuit.retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
+            self._circuit.record_success()
+            await self._journal.record_attempt(job.id, self._attempt(job, exc.error_class, exc))
             logger.warning(
                 "Email %s attempt %d/%d failed: %s", job.id, job.attempt, job.max_attempts, exc
             )
             raise
-        logger.debug(
-            "Email %s sent on attempt %d in %.1f ms",
-            job.id,
-            job.attempt,
-            (time.perf_counter() - started) * 1000,
-        )
+        self._circuit.record_success()
+        return result
+
+    async def _settle(
+        self, job: EmailJob, entry: JournalEntry, pending: list[str], result: SendResult
+    ) -> dict[str, Any]:
+        reply = result.reply
+        accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
+        rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
+        deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
+        outcome = "deferred" if deferred else "sent" if accepted else "rejected"
+        attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
+        await self._journal.record(job.id, accepted, rejected, attempt)
+        entry = entry.merged(accepted, rejected)
+        if deferred:
+            raise Deferred("Recipients deferred: " + _listing(deferred))
+        if not entry.accepted:
+            raise PermanentDeliveryError("All recipients refused: " + _listing(rejected))
+        logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
+        return self._result(entry, reply)
+
+    def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
+        last_reply = reply or next(iter(entry.accepted.values()), None)
         return {
-            "smtp_reply": result.reply,
-            "accepted": [r for r in data["recipients"] if r not in result.refused],
-            "refused": result.refused,
+            "smtp_reply": last_reply,
+            "accepted": sorted(entry.accepted),
+            "refused": entry.rejected,
             "instance": self._instance_id,
         }
+
+    def _attempt(
+        self,
+        job: EmailJob,
+        outcome: str,
+        error: DeliveryError | None,
+        reply: str | None = None,
+        refused: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "attempt": job.attempt,
+            "at": datetime.now(UTC).isoformat(),
+            "instance": self._instance_id,
+            "outcome": outcome,
+        }
+        if error is not None:
+            record["smtp_code"] = error.smtp_code
+            record["error"] = str(error)
+        if reply is not None:
+            record["smtp_reply"] = reply
+        if refused:
+            record["refused"] = refused
+        return record
+
+
+def _listing(replies: dict[str, str]) -> str:
+    return "; ".join(f"{rcpt}: {reply}" for rcpt, reply in replies.items())

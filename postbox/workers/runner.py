@@ -12,10 +12,15 @@ import logging
 import os
 import signal
 
+import redis.asyncio as redis
+
 from postbox.config import Settings
 from postbox.queue.connection import worker_client
 from postbox.queue.consumer import EmailConsumer
+from postbox.queue.journal import SendJournal
+from postbox.workers.circuit import RelayCircuit
 from postbox.workers.processor import EmailProcessor
+from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SmtpPool
 
 logger = logging.getLogger(__name__)
@@ -36,7 +41,7 @@ class WorkerRunner:
         client = worker_client(settings.redis)
         pool = SmtpPool(settings.smtp)
         name = f"{settings.instance_id}-{os.getpid()}"
-        consumer = EmailConsumer(settings, client, EmailProcessor(pool, name).process, name)
+        consumer, circuit = self._build(client, pool, name)
         await consumer.start()
         logger.info(
             "Worker %s taking jobs from %r (concurrency %d, SMTP %s:%d, pool %d)",
@@ -49,10 +54,23 @@ class WorkerRunner:
         )
         await self._stop.wait()
         logger.info("Stopping: no new jobs; waiting for %d active", consumer.active_count)
+        await circuit.close()
         await consumer.close(settings.worker.shutdown_grace_seconds, self._force)
         await pool.close()
         await client.aclose(close_connection_pool=True)
         logger.info("Worker %s stopped", name)
+
+    def _build(
+        self, client: redis.Redis, pool: SmtpPool, name: str
+    ) -> tuple[EmailConsumer, RelayCircuit]:
+        settings = self._settings
+        journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
+        limiter = SendRateLimiter(settings, client)
+        circuit = RelayCircuit(pool.probe)
+        processor = EmailProcessor(pool, journal, limiter, circuit, name)
+        consumer = EmailConsumer(settings, client, processor.process, name)
+        circuit.pauses(consumer)
+        return consumer, circuit
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -21,11 +22,23 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SendResult:
-    """The relay's answer to one message: its reply to DATA and any refused recipients."""
+class Reply:
+    """One SMTP reply."""
 
-    reply: str
-    refused: dict[str, str]
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The relay's answer to one message: its reply to DATA (None when it refused every
+    recipient, so no DATA was sent) and the reply to each refused recipient."""
+
+    reply: str | None
+    refused: dict[str, Reply]
 
 
 class SmtpPool:
@@ -38,10 +51,26 @@ class SmtpPool:
         self._tls_context = ssl.create_default_context()
         self.connections_opened = 0
 
-    async def send(self, sender: str, recipients: list[str], message: str) -> SendResult:
-        """Deliver one message; raises a `DeliveryError` saying whether to retry."""
+    async def send(
+        self,
+        sender: str,
+        recipients: list[str],
+        message: str,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> SendResult:
+        """Deliver one message; raises a `DeliveryError` saying whether to retry.
+
+        `ready` runs once a connection is in hand, just before the transaction: a rate limit
+        checked there counts sends when they happen, not when they start waiting.
+        """
         async with self._slots:
             smtp, reused = await self._checkout()
+            if ready is not None:
+                try:
+                    await ready()
+                except BaseException:
+                    self._idle.append(smtp)
+                    raise
             try:
                 return await self._send_on(smtp, reused, sender, recipients, message)
             except _StaleConnection:
@@ -54,7 +83,10 @@ class SmtpPool:
     ) -> SendResult:
         try:
             refused, reply = await smtp.sendmail(sender, recipients, message)
-        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            self._idle.append(smtp)
+            return SendResult(None, {r.recipient: Reply(r.code, r.message) for r in exc.recipients})
+        except aiosmtplib.SMTPResponseException as exc:
             self._idle.append(smtp)
             raise classify(exc) from exc
         except aiosmtplib.SMTPServerDisconnected as exc:
@@ -66,7 +98,7 @@ class SmtpPool:
             smtp.close()
             raise classify(exc) from exc
         self._idle.append(smtp)
-        return SendResult(reply, {rcpt: f"{r.code} {r.message}" for rcpt, r in refused.items()})
+        return SendResult(reply, {rcpt: Reply(r.code, r.message) for rcpt, r in refused.items()})
 
     async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
         while self._idle:
@@ -96,6 +128,12 @@ class SmtpPool:
         await smtp.connect()
         self.connections_opened += 1
         return smtp
+
+    async def probe(self) -> None:
+        """Open a new connection (greeting, EHLO, TLS, login) and keep it; raises a
+        `DeliveryError` if the relay is still unavailable."""
+        async with self._slots:
+            self._idle.append(await self._connect_or_raise())
 
     async def close(self) -> None:
         """Quit every idle connection."""

@@ -61,8 +61,11 @@ def test_status_moves_from_queued_to_sent_with_the_relay_reply(api, smtp_server,
     )
     assert sent["attempts"] == 1
     assert sent["message_id"] == created["message_id"]
-    assert sent["result"]["smtp_reply"].startswith("2.0.0 Message accepted")
-    assert sent["result"]["accepted"] == ["rcpt@example.org"]
+    assert sent["delivery"]["smtp_reply"].startswith("2.0.0 Message accepted")
+    assert sent["delivery"]["accepted"] == ["rcpt@example.org"]
+    assert sent["delivery"]["refused"] == {}
+    [attempt] = sent["history"]
+    assert attempt["outcome"] == "sent" and attempt["attempt"] == 1
     assert sent["subject"] == "Hello"
 
 

@@ -1,0 +1,108 @@
+"""The send journal: what the relay already accepted for a job, written right after its 250.
+
+A job re-run after a worker crash (BullMQ's stalled-job check) or a retry reads it and sends
+only to recipients the relay has not accepted or refused for good, so a crash between the
+relay's answer and the job's completion sends nothing twice. The same write appends the
+attempt to the job's BullMQ log (`bull:<queue>:<id>:logs`, shown by Bull Board too): one
+round trip for both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis.asyncio as redis
+
+from postbox.queue.keys import PostboxKeys
+
+_ACCEPTED = "a:"
+_REJECTED = "r:"
+MAX_LOGGED_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """Per recipient, the relay's final answer so far: accepted (250) or rejected (5xx)."""
+
+    accepted: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    def pending(self, recipients: Iterable[str]) -> list[str]:
+        """The recipients that still need a send."""
+        return [r for r in recipients if r not in self.accepted and r not in self.rejected]
+
+    def merged(self, accepted: dict[str, str], rejected: dict[str, str]) -> JournalEntry:
+        """This entry with a new attempt's answers added."""
+        return JournalEntry({**self.accepted, **accepted}, {**self.rejected, **rejected})
+
+
+EMPTY = JournalEntry()
+
+
+class SendJournal:
+    """Reads and writes journal entries and attempt logs in Redis."""
+
+    def __init__(self, client: redis.Redis, queue_name: str, ttl_seconds: int) -> None:
+        self._client = client
+        self._keys = PostboxKeys(queue_name)
+        self._queue_name = queue_name
+        self._ttl = ttl_seconds
+
+    async def load(self, job_id: str) -> JournalEntry:
+        """The entry of `job_id` (empty if nothing was recorded)."""
+        fields = await self._client.hgetall(self._keys.journal(job_id))
+        return parse_entry(cast(dict[str, str], fields))  # decode_responses=True
+
+    async def record(
+        self,
+        job_id: str,
+        accepted: dict[str, str],
+        rejected: dict[str, str],
+        attempt: dict[str, Any],
+    ) -> None:
+        """Store the relay's answers and the attempt, atomically, in one round trip."""
+        journal_key = self._keys.journal(job_id)
+        mapping: dict[Any, Any] = {_ACCEPTED + r: reply for r, reply in accepted.items()}
+        mapping.update({_REJECTED + r: reply for r, reply in rejected.items()})
+        async with self._client.pipeline(transaction=True) as pipe:
+            if mapping:
+                pipe.hset(journal_key, mapping=mapping)
+                pipe.expire(journal_key, self._ttl)
+            self._log(pipe, job_id, attempt)
+            await pipe.execute()
+
+    async def record_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
+        """Append an attempt that changed no recipient's state (a failure)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            self._log(pipe, job_id, attempt)
+            await pipe.execute()
+
+    def _log(self, pipe: redis.client.Pipeline, job_id: str, attempt: dict[str, Any]) -> None:
+        key = attempt_log_key(self._queue_name, job_id)
+        pipe.rpush(key, json.dumps(attempt, separators=(",", ":")))
+        pipe.ltrim(key, -MAX_LOGGED_ATTEMPTS, -1)
+
+
+async def forget_rejections(client: redis.Redis, queue_name: str, job_id: str) -> None:
+    """Let a requeued dead letter try its refused recipients again; acceptances stay, so
+    nobody who already got the message gets it twice."""
+    key = PostboxKeys(queue_name).journal(job_id)
+    names = cast(list[str], await client.hkeys(key))  # decode_responses=True
+    fields = [name for name in names if name.startswith(_REJECTED)]
+    if fields:
+        await client.hdel(key, *fields)
+
+
+def attempt_log_key(queue_name: str, job_id: str) -> str:
+    """BullMQ's log list of a job, removed by BullMQ together with the job."""
+    return f"bull:{queue_name}:{job_id}:logs"
+
+
+def parse_entry(fields: dict[str, str]) -> JournalEntry:
+    """A journal entry from its Redis hash fields."""
+    accepted = {k.removeprefix(_ACCEPTED): v for k, v in fields.items() if k.startswith(_ACCEPTED)}
+    rejected = {k.removeprefix(_REJECTED): v for k, v in fields.items() if k.startswith(_REJECTED)}
+    return JournalEntry(accepted, rejected)
