@@ -91,7 +91,9 @@ class Supervisor:
             code,
             pause,
         )
-        time.sleep(pause)
+        deadline = time.monotonic() + pause
+        while time.monotonic() < deadline and not self._stopping:
+            time.sleep(POLL_SECONDS)
         return self._spawn(child.spec, crashes)
 
     def _stop_all(self) -> int:

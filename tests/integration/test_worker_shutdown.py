@@ -10,7 +10,8 @@ import pytest
 from tests.support import wait_until
 
 
-@pytest.mark.smtp_delay(0.5)
+# Each send takes 1 s and 10 connections serve 50 jobs: all 50 stay active for a while.
+@pytest.mark.smtp_delay(1.0)
 def test_sigterm_with_50_active_jobs_delivers_all_and_exits_0(
     api, smtp_server, worker_factory, redis_client
 ):
