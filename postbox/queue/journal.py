@@ -22,6 +22,17 @@ _ACCEPTED = "a:"
 _REJECTED = "r:"
 MAX_LOGGED_ATTEMPTS = 50
 
+# One call instead of a MULTI of four commands: the journal write is on every send's path.
+# KEYS: journal hash, attempt log. ARGV: ttl, attempt, max attempts kept, field, value, ...
+_RECORD = """
+if #ARGV > 3 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+"""
+
 
 @dataclass(frozen=True)
 class JournalEntry:
@@ -50,6 +61,7 @@ class SendJournal:
         self._keys = PostboxKeys(queue_name)
         self._queue_name = queue_name
         self._ttl = ttl_seconds
+        self._record = client.register_script(_RECORD)
 
     async def load(self, job_id: str) -> JournalEntry:
         """The entry of `job_id` (empty if nothing was recorded)."""
@@ -64,26 +76,17 @@ class SendJournal:
         attempt: dict[str, Any],
     ) -> None:
         """Store the relay's answers and the attempt, atomically, in one round trip."""
-        journal_key = self._keys.journal(job_id)
-        mapping: dict[Any, Any] = {_ACCEPTED + r: reply for r, reply in accepted.items()}
-        mapping.update({_REJECTED + r: reply for r, reply in rejected.items()})
-        async with self._client.pipeline(transaction=True) as pipe:
-            if mapping:
-                pipe.hset(journal_key, mapping=mapping)
-                pipe.expire(journal_key, self._ttl)
-            self._log(pipe, job_id, attempt)
-            await pipe.execute()
+        fields: list[str] = []
+        for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
+            for recipient, reply in replies.items():
+                fields += (prefix + recipient, reply)
+        keys = [self._keys.journal(job_id), attempt_log_key(self._queue_name, job_id)]
+        line = json.dumps(attempt, separators=(",", ":"))
+        await self._record(keys=keys, args=[self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
 
     async def record_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
         """Append an attempt that changed no recipient's state (a failure)."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            self._log(pipe, job_id, attempt)
-            await pipe.execute()
-
-    def _log(self, pipe: redis.client.Pipeline, job_id: str, attempt: dict[str, Any]) -> None:
-        key = attempt_log_key(self._queue_name, job_id)
-        pipe.rpush(key, json.dumps(attempt, separators=(",", ":")))
-        pipe.ltrim(key, -MAX_LOGGED_ATTEMPTS, -1)
+        await self.record(job_id, {}, {}, attempt)
 
 
 async def forget_rejections(client: redis.Redis, queue_name: str, job_id: str) -> None:
