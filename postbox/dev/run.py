@@ -20,6 +20,7 @@ from types import FrameType
 
 import click
 
+from postbox.config.settings import redact_url
 from postbox.dev.inbox import DevInbox
 from postbox.dev.ports import port_is_free, wait_for_port
 from postbox.dev.redis_server import RedisServer, RedisServerError
@@ -82,7 +83,7 @@ def run_dev(api_port: int, smtp_port: int | None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="postbox-dev-") as tmp:
         data = Path(tmp)
-        redis = RedisServer(data / "redis")
+        redis = RedisServer(data / "redis", password=secrets.token_hex(16))
         inbox = DevInbox(data / "inbox", port=smtp_port)
         try:
             redis.start()
@@ -94,7 +95,7 @@ def run_dev(api_port: int, smtp_port: int | None) -> int:
         env = _serve_env(redis.url, inbox.port, api_port, key, inbox.maildir)
         serve = subprocess.Popen([sys.executable, "-m", "postbox", "serve"], env=env)
         try:
-            banner = _banner(api_port, inbox.port, redis.url, key)
+            banner = _banner(api_port, inbox.port, redact_url(redis.url), key)
             return _supervise(serve, stop, api_port, banner)
         finally:
             _stop_child(serve)

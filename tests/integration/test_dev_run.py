@@ -56,7 +56,7 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
     try:
         banner = wait_until(lambda: "Press Ctrl-C" in "".join(output) and "".join(output), 60)
         key = re.search(r"API key\s+(\S+)", banner).group(1)
-        redis_port = int(re.search(r"redis://127.0.0.1:(\d+)", banner).group(1))
+        redis_port = int(re.search(r"redis://\S*127.0.0.1:(\d+)", banner).group(1))
         smtp_port = int(re.search(r"SMTP on 127.0.0.1:(\d+)", banner).group(1))
         base = f"http://127.0.0.1:{port}"
 

@@ -11,7 +11,7 @@ from tests.support import email_payload
 
 
 def test_api_answers_503_while_redis_is_down_and_recovers(api_factory, service_env, tmp_path):
-    redis = RedisServer(tmp_path / "redis", port=free_port())
+    redis = RedisServer(tmp_path / "redis", port=free_port(), password="outage-test")
     redis.start()
     api = api_factory(load_settings({**service_env, "REDIS_URL": redis.url}))
     assert api.post("/v1/emails", json=email_payload(subject="before")).status_code == 202

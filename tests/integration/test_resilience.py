@@ -107,7 +107,7 @@ def test_sigkilled_worker_loses_no_email(api, smtp_server, worker_factory):
 def test_redis_restart_under_load_loses_nothing_accepted(
     api_factory, service_env, smtp_server, worker_factory, tmp_path
 ):
-    redis = RedisServer(tmp_path / "aof-redis", appendonly=True)
+    redis = RedisServer(tmp_path / "aof-redis", appendonly=True, password="aof-test")
     redis.start()
     env = {**service_env, "REDIS_URL": redis.url}
     api = api_factory(load_settings(env))
