@@ -1,0 +1,272 @@
+"""Scale-out: the docker-compose topology as local processes, under load.
+
+Three pure API instances (`postbox serve`, START_EMAIL_WORKER=false, one gunicorn process
+each) and two dedicated workers (`postbox worker`), each started with the command and the
+environment of its docker-compose.yml service, share one real Redis and one real SMTP
+server; only addresses, ports and INSTANCE_ID differ, as they would between containers.
+scripts/loadgen.py (the real script, as a subprocess) sends 5,000 distinct emails
+round-robin over the three APIs and re-sends 10 % of them to a different instance.
+
+Every email must reach the SMTP server exactly once, both workers must carry a fair share,
+and every API instance must report the same queue. Run with -s to see the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import redis as sync_redis
+
+from postbox.dev.ports import free_port
+from tests.conftest import SmtpServer
+from tests.support import API_KEY, wait_until
+from tests.unit.test_deploy_files import compose_service
+
+ROOT = Path(__file__).resolve().parents[2]
+LOADGEN = ROOT / "scripts" / "loadgen.py"
+EMAILS = 5000
+RESEND_FRACTION = 0.1
+API_INSTANCES = 3
+WORKER_INSTANCES = 2
+MIN_WORKER_SHARE = 0.25
+RUN_ID = "scale"
+STOP_TIMEOUT_SECONDS = 30
+
+
+@dataclass
+class Instance:
+    """One Postbox process standing in for one container."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+    port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Topology:
+    apis: list[Instance]
+    workers: list[Instance]
+
+
+def _start(
+    service: str, name: str, overrides: dict[str, str], tmp_path: Path, port: int | None = None
+) -> Instance:
+    """Start compose service `service` as a local process: its command, run as
+    `python -m postbox ...`, and its environment with local addresses."""
+    command, environment = compose_service(service)
+    assert command[0] == "postbox"
+    log_path = tmp_path / f"{name}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postbox", *command[1:]],
+        env={**os.environ, **environment, **overrides, "INSTANCE_ID": name},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    return Instance(name, process, log_path, log, port)
+
+
+def _healthy(instance: Instance) -> bool:
+    assert instance.process.poll() is None, f"{instance.name} exited:\n{instance.log_tail()}"
+    try:
+        with urllib.request.urlopen(f"{instance.base_url}/healthz", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def _registered_workers(client: sync_redis.Redis) -> set[str]:
+    """Worker names BullMQ registered on its Redis connections (`bull:email:w:<name>`)."""
+    names = {str(c.get("name", "")) for c in client.client_list()}
+    return {n.removeprefix("bull:email:w:") for n in names if n.startswith("bull:email:w:")}
+
+
+def _stop_all(instances: list[Instance]) -> dict[str, int | None]:
+    """SIGTERM every instance at once, as `docker compose down` does; wait for each."""
+    for instance in instances:
+        if instance.process.poll() is None:
+            instance.process.send_signal(signal.SIGTERM)
+    codes: dict[str, int | None] = {}
+    for instance in instances:
+        try:
+            codes[instance.name] = instance.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            instance.process.kill()
+            instance.process.wait()
+            codes[instance.name] = None
+        instance.log.close()
+    return codes
+
+
+@pytest.fixture
+def topology(
+    redis_url: str, smtp_server: SmtpServer, redis_client: sync_redis.Redis, tmp_path: Path
+) -> Iterator[Topology]:
+    """3 API instances and 2 workers, as docker-compose.yml runs them; stopped with SIGTERM
+    at the end, and each must exit 0 within the timeout."""
+    local = {
+        "REDIS_URL": redis_url,
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_SECURITY": "none",
+    }
+    apis: list[Instance] = []
+    workers: list[Instance] = []
+    try:
+        for index in range(API_INSTANCES):
+            port = free_port()
+            api_env = {
+                **local,
+                "API_KEYS": API_KEY,
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "WEB_CONCURRENCY": "1",
+            }
+            apis.append(_start("api", f"api-{index}", api_env, tmp_path, port))
+        for index in range(WORKER_INSTANCES):
+            workers.append(_start("worker", f"worker-{index}", local, tmp_path))
+        for api in apis:
+            wait_until(lambda api=api: _healthy(api), timeout=30)
+        expected = {f"{w.name}-{w.process.pid}" for w in workers}
+        wait_until(lambda: _registered_workers(redis_client) >= expected, timeout=30)
+        yield Topology(apis, workers)
+    finally:
+        codes = _stop_all(apis + workers)
+    failed = {name: code for name, code in codes.items() if code != 0}
+    logs = "\n".join(f"--- {i.name}\n{i.log_tail()}" for i in apis + workers if i.name in failed)
+    assert not failed, f"instances did not exit 0 on SIGTERM: {failed}\n{logs}"
+
+
+def _run_loadgen(topology: Topology) -> dict[str, Any]:
+    """scripts/loadgen.py against the three APIs; it waits until the queue has drained."""
+    argv = [sys.executable, str(LOADGEN)]
+    for api in topology.apis:
+        argv += ["--base-url", api.base_url]
+    argv += [
+        "--api-key",
+        API_KEY,
+        "--count",
+        str(EMAILS),
+        "--resend-fraction",
+        str(RESEND_FRACTION),
+        "--run-id",
+        RUN_ID,
+        "--wait",
+        "120",
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=170, check=False)
+    assert result.returncode == 0, f"loadgen failed:\n{result.stdout}\n{result.stderr}"
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def _completed_jobs(client: sync_redis.Redis) -> dict[str, dict[str, Any]]:
+    """Each completed job's data and return value, by job id, straight from BullMQ's keys."""
+    job_ids = client.zrange("bull:email:completed", 0, -1)
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(f"bull:email:{job_id}", "data", "returnvalue")
+        rows = pipe.execute()
+    return {
+        job_id: {"data": json.loads(data), "result": json.loads(result)}
+        for job_id, (data, result) in zip(job_ids, rows, strict=True)
+    }
+
+
+def _queue_stats(api: Instance) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{api.base_url}/v1/queue/stats", headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        stats: dict[str, Any] = json.loads(reply.read())
+        return stats
+
+
+@pytest.mark.timeout(175)
+def test_three_apis_two_workers_deliver_5000_emails_once_each(
+    topology: Topology, smtp_server: SmtpServer, redis_client: sync_redis.Redis
+) -> None:
+    summary = _run_loadgen(topology)
+    resent = round(EMAILS * RESEND_FRACTION)
+    assert summary["accepted"] == EMAILS
+    assert summary["duplicates"] == resent
+    assert summary["errors"] == 0 and summary["id_mismatches"] == 0
+    assert summary["drain"]["drained"] is True
+    # Round-robin: each instance took a third of the new emails.
+    for api in topology.apis:
+        accepted = summary["per_base_url"][api.base_url]["accepted"]
+        assert accepted in (EMAILS // API_INSTANCES, EMAILS // API_INSTANCES + 1)
+
+    # Every distinct email reached the SMTP server exactly once.
+    wait_until(lambda: len(smtp_server.received) >= EMAILS, timeout=10)
+    received = [r.message for r in smtp_server.received]
+    subjects = Counter(str(m["Subject"]) for m in received)
+    expected = {f"loadgen {RUN_ID} #{i}" for i in range(EMAILS)}
+    assert set(subjects) == expected, f"missing: {len(expected - set(subjects))}"
+    doubled = {subject: n for subject, n in subjects.items() if n > 1}
+    assert not doubled, f"{len(doubled)} emails were delivered more than once"
+    jobs = _completed_jobs(redis_client)
+    assert len(jobs) == EMAILS
+    message_ids = Counter(str(m["Message-ID"]) for m in received)
+    assert set(message_ids) == {job["data"]["message_id"] for job in jobs.values()}
+    assert max(message_ids.values()) == 1
+
+    # Both workers carried a fair share; the pure API instances delivered nothing.
+    delivered_by = Counter(job["result"]["instance"] for job in jobs.values())
+    workers = {f"{w.name}-{w.process.pid}": w.name for w in topology.workers}
+    assert set(delivered_by) == set(workers), f"delivered by {dict(delivered_by)}"
+    delivered = {workers[instance]: n for instance, n in delivered_by.items()}
+
+    # Every API instance sees the same queue.
+    stats = [_queue_stats(api) for api in topology.apis]
+    counts = [s["counts"] for s in stats]
+    assert all(c == counts[0] for c in counts), counts
+    assert counts[0]["completed"] == EMAILS
+    assert counts[0]["failed"] == counts[0]["waiting"] == counts[0]["active"] == 0
+    for s in stats:
+        assert {w["instance"] for w in s["workers"]} == set(workers)
+
+    _report(summary, smtp_server, delivered)
+    for name, count in delivered.items():
+        assert count / EMAILS >= MIN_WORKER_SHARE, f"{name} delivered only {count / EMAILS:.0%}"
+
+
+def _report(summary: dict[str, Any], smtp_server: SmtpServer, delivered: dict[str, int]) -> None:
+    """The figures, printed so `pytest -s` shows them."""
+    times = sorted(r.at for r in smtp_server.received)
+    delivery_span = times[-1] - times[0]
+    drain = summary["drain"]
+    per_worker = ", ".join(
+        f"{name} {count / EMAILS:.1%} ({count})" for name, count in sorted(delivered.items())
+    )
+    print(
+        f"\nscale test: {EMAILS} emails (+{summary['duplicates']} re-sent) through "
+        f"{API_INSTANCES} API instances and {WORKER_INSTANCES} workers\n"
+        f"  HTTP: {summary['sent']} requests in {summary['elapsed_seconds']:.1f} s = "
+        f"{summary['rate_per_second']:.0f} requests/s\n"
+        f"  end to end: the last of {EMAILS} delivered {drain['seconds_since_start']:.1f} s "
+        f"after the first request = {drain['emails_per_second']:.0f} emails/s "
+        f"(SMTP deliveries spanned {delivery_span:.1f} s: {EMAILS / delivery_span:.0f}/s)\n"
+        f"  per worker: {per_worker}"
+    )
