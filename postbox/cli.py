@@ -1,4 +1,4 @@
-"""The `postbox` command line: serve | worker | dev | dlq.
+"""The `postbox` command line: serve | worker | dev | dlq | keys.
 
 Every setting comes from the environment; a flag only overrides its variable, and the
 override is passed on to child processes through their environment.
@@ -12,18 +12,23 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import click
+from prometheus_client.multiprocess import mark_process_dead
 
 from postbox.config import Settings, load_settings
+from postbox.config.api_keys import config_entry, new_key
 from postbox.errors import ConfigError
-from postbox.logs import setup_logging
+from postbox.logs import secret_values, setup_logging
+from postbox.metrics_files import metrics_dirs
 from postbox.queue import dead_letters
 from postbox.queue.connection import UNAVAILABLE_ERRORS
 from postbox.queue.contract import DEAD_LETTER_CLASSES
 from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
 from postbox.queue.job_ids import is_job_id
+from postbox.workers.metrics import MULTIPROC_ENV, multiprocess_registry, serve_metrics
 from postbox.workers.supervisor import ChildSpec, Supervisor
 
 T = TypeVar("T")
@@ -33,7 +38,9 @@ GUNICORN_THREADS = 16
 def _settings(overrides: dict[str, str]) -> tuple[Settings, dict[str, str]]:
     env = {**os.environ, **overrides}
     settings = load_settings(env)
-    setup_logging(settings.log_level, settings.log_format, settings.instance_id)
+    setup_logging(
+        settings.log_level, settings.log_format, settings.instance_id, secret_values(settings)
+    )
     return settings, env
 
 
@@ -45,20 +52,30 @@ def _overrides(**values: object) -> dict[str, str]:
     }
 
 
-def worker_specs(count: int) -> list[ChildSpec]:
-    """Child specs for `count` single-process workers."""
+def worker_specs(count: int, metrics_dir: str) -> list[ChildSpec]:
+    """Child specs for `count` single-process workers writing their metrics to `metrics_dir`."""
     argv = [sys.executable, "-m", "postbox", "worker", "--processes", "1"]
-    return [ChildSpec(f"worker-{index + 1}", argv) for index in range(count)]
+    return [
+        ChildSpec(
+            f"worker-{index + 1}",
+            argv,
+            env={MULTIPROC_ENV: metrics_dir},
+            on_exit=lambda pid: mark_process_dead(pid, metrics_dir),  # type: ignore[no-untyped-call]
+        )
+        for index in range(count)
+    ]
 
 
-def gunicorn_spec(settings: Settings) -> ChildSpec:
-    """The gunicorn child serving the Flask app."""
+def gunicorn_spec(settings: Settings, metrics_dir: str) -> ChildSpec:
+    """The gunicorn child serving the Flask app, its processes' metrics in `metrics_dir`."""
     api = settings.api
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
         "postbox.api.wsgi:app",
+        "--config",
+        "python:postbox.api.gunicorn_conf",
         "--bind",
         f"{api.host}:{api.port}",
         "--workers",
@@ -73,7 +90,25 @@ def gunicorn_spec(settings: Settings) -> ChildSpec:
         "--log-level",
         settings.log_level.lower(),
     ]
-    return ChildSpec("api", argv, essential=True)
+    return ChildSpec("api", argv, essential=True, env={MULTIPROC_ENV: metrics_dir})
+
+
+def _supervise(
+    settings: Settings, specs: list[ChildSpec], env: dict[str, str], workers_dir: str | None
+) -> int:
+    """Run `specs`; with workers among them, serve their summed metrics on METRICS_PORT.
+
+    The children get neither METRICS_PORT (only the supervisor listens on it) nor an
+    inherited PROMETHEUS_MULTIPROC_DIR (each spec sets its role's own folder).
+    """
+    child_env = {k: v for k, v in env.items() if k not in {"METRICS_PORT", MULTIPROC_ENV}}
+    port = settings.worker.metrics_port
+    metrics: AbstractContextManager[None] = nullcontext()
+    if workers_dir and port:
+        metrics = serve_metrics(settings.api.host, port, multiprocess_registry(workers_dir))
+    stop_timeout = settings.worker.shutdown_grace_seconds + 10
+    with metrics:
+        return Supervisor(specs, child_env, stop_timeout).run()
 
 
 @click.group()
@@ -88,11 +123,13 @@ def cli() -> None:
 def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     """Run the HTTP API under gunicorn, plus supervised workers unless START_EMAIL_WORKER=false."""
     settings, env = _settings(_overrides(HOST=host, PORT=port, START_EMAIL_WORKER=worker))
-    specs = [gunicorn_spec(settings)]
-    if settings.worker.start_with_api:
-        specs += worker_specs(settings.worker.processes)
-    stop_timeout = settings.worker.shutdown_grace_seconds + 10
-    sys.exit(Supervisor(specs, env, stop_timeout).run())
+    with metrics_dirs() as dirs:
+        specs = [gunicorn_spec(settings, dirs.api)]
+        workers_dir = dirs.workers if settings.worker.start_with_api else None
+        if workers_dir:
+            specs += worker_specs(settings.worker.processes, workers_dir)
+        code = _supervise(settings, specs, env, workers_dir)
+    sys.exit(code)
 
 
 @cli.command()
@@ -110,8 +147,10 @@ def worker(processes: int | None, concurrency: int | None) -> None:
 
         run_worker(settings)
         return
-    stop_timeout = settings.worker.shutdown_grace_seconds + 10
-    sys.exit(Supervisor(worker_specs(settings.worker.processes), env, stop_timeout).run())
+    with metrics_dirs() as dirs:
+        specs = worker_specs(settings.worker.processes, dirs.workers)
+        code = _supervise(settings, specs, env, dirs.workers)
+    sys.exit(code)
 
 
 @cli.command()
@@ -186,6 +225,30 @@ def dlq_purge(ids: tuple[str, ...], all_: bool, error_class: str | None) -> None
         click.echo(f"discarded {count} dead letter(s)")
         return
     _each(settings, ids, dead_letters.discard_dead_letter, "discarded")
+
+
+@cli.group()
+def keys() -> None:
+    """API keys: make a new one."""
+
+
+@keys.command("create")
+@click.option(
+    "--allowed-from",
+    "allowed_from",
+    multiple=True,
+    metavar="DOMAIN",
+    help="A domain the key may send from (repeat for several); default: any.",
+)
+def keys_create(allowed_from: tuple[str, ...]) -> None:
+    """Print a new API key, once, and the API_KEYS entry that holds only its digest."""
+    key = new_key()
+    try:
+        entry = config_entry(key, allowed_from)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-from") from None
+    click.echo(f"API key (shown only now; store it in your client's secrets):\n  {key}")
+    click.echo(f"Add this entry to API_KEYS (comma-separated with the others):\n  {entry}")
 
 
 def _check_selection(ids: Sequence[str], all_: bool, error_class: str | None) -> None:

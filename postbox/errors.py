@@ -7,6 +7,8 @@ PostboxError
     ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
     │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
     └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
+        └── RelayMisconfigured   the relay cannot be used as configured (TLS required but
+                                 not offered, an untrusted certificate)
 
 Each delivery error has an `error_class`: the word that starts a dead letter's reason
 ("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by.
@@ -55,3 +57,10 @@ class PermanentDeliveryError(DeliveryError):
     """Raised when the relay refused the message for good."""
 
     error_class = "rejected"
+
+
+class RelayMisconfigured(PermanentDeliveryError):
+    """Raised when the connection to the relay cannot be made as configured (no STARTTLS
+    where it is required, a certificate that does not verify): an operator must act."""
+
+    error_class = "config"

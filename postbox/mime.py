@@ -104,7 +104,8 @@ def _address_header(name: str, boxes: Iterable[Mailbox], utf8: bool) -> str:
 def _text_header(name: str, value: str, utf8: bool) -> str:
     """An unstructured header (Subject, custom ones), folded at spaces or encoded."""
     words = value.split(" ")
-    plain = (utf8 or value.isascii()) and all(len(word) < MAX_LINE - 80 for word in words)
+    # Octets, not characters: with SMTPUTF8 a word of 500 "é" is 1,000 octets on one line.
+    plain = (utf8 or value.isascii()) and all(len(word.encode()) < MAX_LINE - 80 for word in words)
     if plain and value == value.strip() and "  " not in value and "=?" not in value:
         return _fold(f"{name}: ", words, " ")
     return _fold(f"{name}: ", _encoded_words(value), " ")
@@ -112,7 +113,11 @@ def _text_header(name: str, value: str, utf8: bool) -> str:
 
 def _display_name(name: str, utf8: bool) -> list[str]:
     if not (utf8 or name.isascii()) or "=?" in name:
-        return _encoded_words(name)
+        # One encoded word, as the standard library writes it, even past RFC 2047's 75
+        # characters: split into several, the name reads back from Python's parser with a
+        # space between the words (it keeps the white space between encoded words inside a
+        # phrase). The API caps display names at 600 octets, so the word fits on one line.
+        return [f"=?utf-8?b?{base64.b64encode(name.encode()).decode('ascii')}?="]
     if any(char in _SPECIALS for char in name) or name != name.strip() or "  " in name:
         escaped = name.replace("\\", "\\\\").replace('"', '\\"')
         return [f'"{escaped}"']
@@ -208,12 +213,17 @@ def _attachment(attachment: Attachment) -> list[str]:
 
 
 def _filename_parameter(filename: str) -> str:
-    """`="report.pdf"`, or RFC 2231's `*=utf-8''r%C3%A9sum%C3%A9.pdf` for other names."""
+    """`="report.pdf"`, or RFC 2231's `*=utf-8''r%C3%A9sum%C3%A9.pdf` for other names.
+
+    A name holding `=?` is written the RFC 2231 way too: parsers decode an encoded word even
+    inside a quoted parameter, so `"=?utf-8?q?hi?=.pdf"` would read back as `hi.pdf`.
+    """
     if (
         filename.isascii()
         and filename.isprintable()
         and '"' not in filename
         and "\\" not in filename
+        and "=?" not in filename
     ):
         return f'="{filename}"'
     quoted = "".join(

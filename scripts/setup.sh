@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Postbox needs on a Debian/Ubuntu machine with Python 3.11, idempotently:
-# Debian's redis-server (bullmq needs >= 7.0.8), a virtualenv in .venv with the pinned
-# requirements, and Postbox itself in editable mode. Safe to run again; fast when done.
+# Debian's redis-server (bullmq needs >= 7.0.8) and chromium (for tests), a virtualenv in
+# .venv with the pinned requirements, and Postbox itself in editable mode. Safe to run
+# again; fast when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,10 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 if ! command -v redis-server >/dev/null; then
   echo "setup: installing Debian's redis-server"
   apt_install redis-server
+fi
+if ! command -v chromium >/dev/null; then
+  echo "setup: installing Debian's chromium (the dashboard test drives it headless)"
+  apt_install chromium
 fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from postbox.api import dead_letters, emails, health, queue_stats
+from postbox.api import dashboard, dead_letters, docs, emails, health, openapi, queue_stats
 from postbox.api.auth import check_api_key
+from postbox.api.dashboard_auth import configure_sessions
 from postbox.api.errors import register_error_handlers
 from postbox.api.extension import init_app
+from postbox.api.instance import count_requests
+from postbox.api.log_context import register_log_context
+from postbox.api.metrics import QueueDepthCollector, register_metrics
+from postbox.api.rate_limit import ApiRateLimiter, register_rate_limit
 from postbox.config import Settings, load_settings
 
 
@@ -17,17 +22,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("postbox")
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    init_app(app, settings)
+    state = init_app(app, settings)
+    register_log_context(app)
     register_error_handlers(app)
-    register_blueprints(app, settings)
+    register_metrics(app, QueueDepthCollector(settings.redis.queue_name, state.gateway.counts))
+    count_requests(app)
+    configure_sessions(app, settings.api.secret_key)
+    register_blueprints(app, settings, state.rate_limiter)
     return app
 
 
-def register_blueprints(app: Flask, settings: Settings) -> None:
-    """Public probes at the root, everything else under /v1 behind the API key."""
+def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter) -> None:
+    """Public probes, metrics and the API description at the root, the dashboard behind its
+    session, everything else under /v1 behind the API key and its rate limit."""
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(dashboard.bp)
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
-    v1.before_request(lambda: check_api_key(settings.api.api_key_digests))
+    v1.before_request(lambda: check_api_key(settings.api.api_keys))
+    register_rate_limit(v1, limiter)
     v1.register_blueprint(emails.bp)
     v1.register_blueprint(queue_stats.bp)
     v1.register_blueprint(dead_letters.bp)

@@ -6,25 +6,27 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from postbox.api.auth import check_sender, sender_problem
 from postbox.api.body import read_json_object
-from postbox.api.errors import BadRequest, IdempotencyConflict, NotFound
+from postbox.api.errors import BadRequest, Forbidden, IdempotencyConflict, NotFound
 from postbox.api.extension import state
-from postbox.api.schemas import BatchSchema, EmailSchema
-from postbox.queue.contract import EmailStatus
+from postbox.api.rate_limit import charge_batch
+from postbox.api.schemas import load_batch, load_email
+from postbox.mime import needs_smtputf8
+from postbox.queue.contract import EmailRequest, EmailStatus
 from postbox.queue.job_ids import is_job_id
 from postbox.queue.producer import EnqueueResult, Outcome, PreparedEmail, prepare_email
 
 bp = Blueprint("emails", __name__)
-_email_schema = EmailSchema()
-_batch_schema = BatchSchema()
 MAX_IDEMPOTENCY_KEY = 255
 
 
 @bp.post("/emails")
 def send_email() -> tuple[dict[str, Any], int]:
     """Enqueue one email: 202 when new, 200 for a duplicate, 409 for a reused key."""
-    email_request = _email_schema.load(read_json_object())
-    prepared = prepare_email(email_request, _idempotency_key())
+    email_request = load_email(read_json_object(), state().settings.api.email_limits)
+    check_sender(email_request)
+    prepared = _prepare(email_request, _idempotency_key())
     [result] = state().gateway.enqueue([prepared])
     if result.outcome is Outcome.CONFLICT:
         raise IdempotencyConflict(
@@ -38,8 +40,15 @@ def send_email() -> tuple[dict[str, Any], int]:
 @bp.post("/emails/batch")
 def send_batch() -> tuple[dict[str, Any], int]:
     """Enqueue up to 500 emails in one bulk add; each item gets its own result."""
-    items = _batch_schema.load(read_json_object())["emails"]
-    prepared = [prepare_email(i["request"], i["idempotency_key"]) for i in items]
+    if "Idempotency-Key" in request.headers:
+        raise BadRequest(
+            "A batch takes no Idempotency-Key header; give each email an idempotency_key.",
+            {"Idempotency-Key": ["Not used on batches: set idempotency_key on each email."]},
+        )
+    items = load_batch(read_json_object(), state().settings.api.email_limits)
+    _check_batch_senders([item["request"] for item in items])
+    charge_batch(state().rate_limiter, len(items))
+    prepared = [_prepare(i["request"], i["idempotency_key"]) for i in items]
     results = state().gateway.enqueue(prepared)
     statuses = _current_statuses(results)
     body = [
@@ -57,6 +66,22 @@ def get_email(email_id: str) -> dict[str, Any]:
     if view is None:
         raise NotFound(f"No email with id {email_id!r}.", {"id": ["Unknown email id."]})
     return view.to_json()
+
+
+def _prepare(email_request: EmailRequest, idempotency_key: str | None) -> PreparedEmail:
+    prepared = prepare_email(email_request, idempotency_key)
+    if needs_smtputf8(email_request):
+        # The message has UTF-8 headers; the worker must send it with SMTPUTF8.
+        prepared.data["smtputf8"] = True
+    return prepared
+
+
+def _check_batch_senders(requests: list[EmailRequest]) -> None:
+    """403 naming every item whose From domain the key may not use; nothing is enqueued."""
+    problems = {i: sender_problem(r) for i, r in enumerate(requests)}
+    refused = {i: {"from": [problem]} for i, problem in problems.items() if problem}
+    if refused:
+        raise Forbidden("The API key may not send from some addresses.", {"emails": refused})
 
 
 def _idempotency_key() -> str | None:

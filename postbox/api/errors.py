@@ -27,10 +27,16 @@ class ApiError(PostboxError):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
 
-    def __init__(self, message: str, fields: FieldErrors | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        fields: FieldErrors | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        self.headers = headers or {}
 
 
 class BadRequest(ApiError):
@@ -42,6 +48,13 @@ class Unauthorized(ApiError):
 
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """Raised when the API key is valid but may not do what was asked (send from a domain)."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(ApiError):
@@ -72,6 +85,13 @@ class ValidationFailed(ApiError):
     code = "validation_error"
 
 
+class RateLimited(ApiError):
+    """Raised when an API key has used up its rate limit; `headers` say when to retry."""
+
+    status = 429
+    code = "rate_limited"
+
+
 def error_response(status: int, code: str, message: str, fields: FieldErrors | None) -> Response:
     """The JSON envelope with `status`."""
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
@@ -91,6 +111,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def _api_error(exc: ApiError) -> Response:
     response = error_response(exc.status, exc.code, exc.message, exc.fields)
+    response.headers.update(exc.headers)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="postbox"'
     return response

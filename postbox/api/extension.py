@@ -6,21 +6,23 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from postbox.api.rate_limit import ApiRateLimiter
 from postbox.config import Settings
 from postbox.queue.gateway import QueueGateway
 
 
 @dataclass(frozen=True)
 class PostboxState:
-    """Settings and the queue gateway of one app."""
+    """Settings, the queue gateway and the per-key rate limiter of one app."""
 
     settings: Settings
     gateway: QueueGateway
+    rate_limiter: ApiRateLimiter
 
 
 def init_app(app: Flask, settings: Settings) -> PostboxState:
-    """Create the app's state; the gateway connects lazily, in the process that uses it."""
-    state = PostboxState(settings, QueueGateway(settings))
+    """Create the app's state; its clients connect lazily, in the process that uses them."""
+    state = PostboxState(settings, QueueGateway(settings), ApiRateLimiter(settings))
     app.extensions["postbox"] = state
     return state
 

@@ -1,4 +1,5 @@
-"""`GET /v1/queue/stats`: counts per state, workers, throughput and the delivery settings."""
+"""`GET /v1/queue/stats`: counts per state, workers, throughput, the cluster's processes,
+the delivery settings, and capacity advice."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ from typing import Any
 from flask import Blueprint
 
 from postbox.api.extension import state
+from postbox.queue.advice import advise, figures
+from postbox.workers.rate_limit import per_second
 
 bp = Blueprint("queue_stats", __name__)
 
 
 @bp.get("/queue/stats")
 def queue_stats() -> dict[str, Any]:
-    """What the queue holds and who is working on it."""
+    """What the queue holds, who is working on it, and what to do about it."""
+    return build_stats()
+
+
+def build_stats() -> dict[str, Any]:
+    """The stats answer (also the dashboard's): the queue's numbers, the delivery settings,
+    and the capacity advice computed from both."""
     settings = state().settings
     stats = state().gateway.stats()
     stats["settings"] = {
@@ -23,4 +32,14 @@ def queue_stats() -> dict[str, Any]:
         "domain_rate_limits": dict(settings.worker.domain_rate_limits),
         "dedup_window_seconds": settings.dedup_window_seconds,
     }
+    smtp = settings.smtp
+    stats["relay"] = {
+        "host": smtp.host,
+        "port": smtp.port,
+        "security": str(smtp.security),
+        "custom_ca": smtp.ca_file is not None,
+        "config_error": stats["dead_letters"]["latest_config_error"],
+    }
+    found = figures(stats, stats["at_ms"], per_second(settings.worker.rate_limit))
+    stats["advice"] = [advice.to_json() for advice in advise(found)]
     return stats

@@ -1,32 +1,40 @@
 """marshmallow schemas for the email endpoints; loading one yields an `EmailRequest`.
 
-Unknown fields are errors (marshmallow's default `RAISE`). Limits below keep one request
-from asking for more than a relay will take.
+Unknown fields are errors (marshmallow's default `RAISE`). The configurable limits
+(`EmailLimits`: recipients, subject, body and attachment sizes, blocked attachment types)
+reach the fields through a context variable set by `load_email` and `load_batch`, the way
+marshmallow 4 recommends instead of schema context. Fixed limits below keep one request
+from asking for more than a relay will take; lists and dicts are measured before a single
+item is parsed, so a huge list costs nothing to refuse.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import mimetypes
-import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from postbox.api.addresses import AddressError, parse_mailbox
+from postbox.api.attachments import attachment_problem, content_type_problem, decoded_size
+from postbox.api.header_text import file_name_problem, line_problem
+from postbox.config import EmailLimits
 from postbox.queue.contract import EmailRequest, Mailbox
 
-MAX_RECIPIENTS = 50
-MAX_SUBJECT_LENGTH = 998
-MAX_BODY_CHARS = 5 * 1024 * 1024
 MAX_ATTACHMENTS = 20
 MAX_HEADERS = 50
+MAX_HEADER_VALUE_LENGTH = 998
 MAX_TAGS = 10
 MAX_BATCH = 500
+MAX_SCHEDULE_DAYS = 365
 
-# Headers Postbox writes itself; a custom header may not replace them.
+# Headers Postbox writes itself, and those Python's email package parses as structured
+# (dates, addresses): a custom header may not replace or imitate them.
 RESERVED_HEADERS = frozenset(
     {
         "from",
@@ -36,26 +44,115 @@ RESERVED_HEADERS = frozenset(
         "reply-to",
         "subject",
         "date",
+        "orig-date",
         "message-id",
         "mime-version",
         "sender",
         "return-path",
         "received",
+        "delivered-to",
     }
 )
-_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
-_TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_NO_LINE_BREAKS = "Must not contain line breaks or control characters."
-# C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators:
-# anything a mail parser (or Python's email package) could take for the end of a line.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-MAX_SCHEDULE_DAYS = 365
+RESERVED_PREFIXES = ("content-", "resent-")
+_HEADER_NAME = validate.Regexp(r"^[!-9;-~]{1,76}$", error="Not a valid header name.")
+_TAG = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$", error="Tags are 1-64 of A-Z a-z 0-9 _ . : -")
+
+_DEFAULT_LIMITS = EmailLimits()
+_limits: ContextVar[EmailLimits] = ContextVar("email_limits", default=_DEFAULT_LIMITS)
 
 
-def _single_line(value: str) -> None:
-    if _CONTROL.search(value):
-        raise ValidationError(_NO_LINE_BREAKS)
+@contextmanager
+def _limits_set(limits: EmailLimits) -> Iterator[None]:
+    token = _limits.set(limits)
+    try:
+        yield
+    finally:
+        _limits.reset(token)
+
+
+def load_email(payload: dict[str, Any], limits: EmailLimits) -> EmailRequest:
+    """The `EmailRequest` of a `POST /v1/emails` body; `ValidationError` naming each field."""
+    with _limits_set(limits):
+        request: EmailRequest = _email_schema.load(payload)
+    return request
+
+
+def load_batch(payload: dict[str, Any], limits: EmailLimits) -> list[dict[str, Any]]:
+    """The items (`request`, `idempotency_key`) of a `POST /v1/emails/batch` body."""
+    with _limits_set(limits):
+        items: list[dict[str, Any]] = _batch_schema.load(payload)["emails"]
+    return items
+
+
+def _check(problem: Callable[[str], str | None]) -> Callable[[str], None]:
+    def validator(value: str) -> None:
+        found = problem(value)
+        if found:
+            raise ValidationError(found)
+
+    return validator
+
+
+class HeaderText(fields.String):
+    """One line of header text: no line breaks or control characters."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        _check(line_problem)(text)
+        return text
+
+
+class Subject(HeaderText):
+    """The subject, up to `EmailLimits.max_subject_chars`."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > _limits.get().max_subject_chars:
+            raise ValidationError(f"Longer than {_limits.get().max_subject_chars} characters.")
+        return text
+
+
+class Body(fields.String):
+    """A text or HTML body: no NUL (SMTP cannot carry it), at most `max_body_bytes` of UTF-8."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        limit = _limits.get().max_body_bytes
+        if len(text) > limit or len(text.encode()) > limit:
+            raise ValidationError(f"Larger than {limit} bytes.")
+        return text
+
+
+class BoundedList(fields.List[Any]):
+    """A list measured before its items are parsed."""
+
+    def __init__(self, inner: fields.Field[Any], max_items: int, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        self.max_items = max_items
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise ValidationError(f"More than {self.max_items} items.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class HeaderDict(fields.Dict):
+    """Custom headers, measured before they are parsed; names are unique regardless of case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, dict) and len(value) > MAX_HEADERS:
+            raise ValidationError(f"More than {MAX_HEADERS} headers.")
+        headers: dict[str, str] = super()._deserialize(  # type: ignore[no-untyped-call]
+            value, attr, data, **kwargs
+        )
+        seen: set[str] = set()
+        for name in headers:
+            if name.lower() in seen:
+                raise ValidationError({name: ["Given twice (header names ignore case)."]})
+            seen.add(name.lower())
+        return headers
 
 
 class MailboxField(fields.Field[Mailbox]):
@@ -79,8 +176,9 @@ class MailboxListField(fields.Field[list[Mailbox]]):
             raise ValidationError("Not a valid address or list of addresses.")
         if self.required and not items:
             raise ValidationError("Give at least one address.")
-        if len(items) > MAX_RECIPIENTS:
-            raise ValidationError(f"More than {MAX_RECIPIENTS} addresses.")
+        limit = _limits.get().max_recipients
+        if len(items) > limit:
+            raise ValidationError(f"More than {limit} addresses.")
         errors: dict[int, list[str]] = {}
         boxes: list[Mailbox] = []
         for index, item in enumerate(items):
@@ -109,23 +207,25 @@ class AttachmentSchema(Schema):
     """One attachment: a file name, base64 content and an optional MIME type."""
 
     filename = fields.String(
-        required=True, validate=[validate.Length(min=1, max=255), _single_line]
+        required=True, validate=[validate.Length(min=1, max=255), _check(file_name_problem)]
     )
     content = Base64Field(required=True)
-    content_type = fields.String(load_default=None, validate=validate.Regexp(_CONTENT_TYPE))
+    content_type = fields.String(load_default=None, validate=_check(content_type_problem))
 
     @post_load
     def _fill_type(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        if data["content_type"] is None:
-            guessed, _ = mimetypes.guess_type(data["filename"])
-            data["content_type"] = guessed or "application/octet-stream"
+        problem, data["content_type"] = attachment_problem(
+            data["filename"], data["content_type"], _limits.get().blocked_attachment_types
+        )
+        if problem:
+            raise ValidationError(problem, "filename")
         return data
 
 
 def _header_name(name: str) -> None:
-    if not _HEADER_NAME.match(name):
-        raise ValidationError("Not a valid header name.")
-    if name.lower() in RESERVED_HEADERS or name.lower().startswith("content-"):
+    _HEADER_NAME(name)
+    lowered = name.lower()
+    if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_PREFIXES):
         raise ValidationError(f"The {name} header is set by Postbox and cannot be given here.")
 
 
@@ -137,36 +237,32 @@ class EmailSchema(Schema):
     cc = MailboxListField(load_default=list)
     bcc = MailboxListField(load_default=list)
     reply_to = MailboxListField(load_default=list)
-    subject = fields.String(
-        required=True, validate=[validate.Length(max=MAX_SUBJECT_LENGTH), _single_line]
-    )
-    text = fields.String(load_default=None, validate=validate.Length(max=MAX_BODY_CHARS))
-    html = fields.String(load_default=None, validate=validate.Length(max=MAX_BODY_CHARS))
-    headers = fields.Dict(
+    subject = Subject(required=True)
+    text = Body(load_default=None)
+    html = Body(load_default=None)
+    headers = HeaderDict(
         keys=fields.String(validate=_header_name),
-        values=fields.String(validate=[validate.Length(max=998), _single_line]),
+        values=HeaderText(validate=validate.Length(max=MAX_HEADER_VALUE_LENGTH)),
         load_default=dict,
-        validate=validate.Length(max=MAX_HEADERS),
     )
-    attachments = fields.List(
-        fields.Nested(AttachmentSchema),
-        load_default=list,
-        validate=validate.Length(max=MAX_ATTACHMENTS),
-    )
-    tags = fields.List(
-        fields.String(validate=validate.Regexp(_TAG, error="Tags are 1-64 of A-Z a-z 0-9 _ . : -")),
-        load_default=list,
-        validate=validate.Length(max=MAX_TAGS),
-    )
+    attachments = BoundedList(fields.Nested(AttachmentSchema), MAX_ATTACHMENTS, load_default=list)
+    tags = BoundedList(fields.String(validate=_TAG), MAX_TAGS, load_default=list)
     send_at = fields.AwareDateTime(format="iso", load_default=None)
 
     @validates_schema
     def _check_message(self, data: dict[str, Any], **kwargs: Any) -> None:
+        limits = _limits.get()
         if not data.get("text") and not data.get("html"):
             raise ValidationError("Give a non-empty text or html body.", "text")
         count = sum(len(data.get(name) or []) for name in ("to", "cc", "bcc"))
-        if count > MAX_RECIPIENTS:
-            raise ValidationError(f"More than {MAX_RECIPIENTS} recipients in all.", "to")
+        if count > limits.max_recipients:
+            raise ValidationError(f"More than {limits.max_recipients} recipients in all.", "to")
+        size = sum(decoded_size(a["content"]) for a in data.get("attachments") or [])
+        if size > limits.max_attachment_bytes:
+            raise ValidationError(
+                f"Attachments larger than {limits.max_attachment_bytes} bytes in all.",
+                "attachments",
+            )
         send_at = data.get("send_at")
         if send_at and send_at - datetime.now(UTC) > timedelta(days=MAX_SCHEDULE_DAYS):
             raise ValidationError(f"Must be within {MAX_SCHEDULE_DAYS} days.", "send_at")
@@ -199,7 +295,8 @@ class BatchItemSchema(EmailSchema):
     """One email of a batch, with its own optional idempotency key."""
 
     idempotency_key = fields.String(
-        load_default=None, validate=[validate.Length(min=1, max=255), _single_line]
+        load_default=None,
+        validate=[validate.Length(min=1, max=255), _check(line_problem)],
     )
 
     @post_load
@@ -211,8 +308,13 @@ class BatchItemSchema(EmailSchema):
 class BatchSchema(Schema):
     """The body of `POST /v1/emails/batch`."""
 
-    emails = fields.List(
+    emails = BoundedList(
         fields.Nested(BatchItemSchema),
+        MAX_BATCH,
         required=True,
-        validate=validate.Length(min=1, max=MAX_BATCH),
+        validate=validate.Length(min=1),
     )
+
+
+_email_schema = EmailSchema()
+_batch_schema = BatchSchema()

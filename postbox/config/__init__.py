@@ -1,18 +1,21 @@
 """Configuration: every setting comes from the environment, read once by `load_settings`."""
 
+from postbox.config.api_keys import ApiKey, key_digest
 from postbox.config.settings import (
     ApiSettings,
+    EmailLimits,
     RedisSettings,
     Settings,
     SmtpSecurity,
     SmtpSettings,
     WorkerSettings,
-    key_digest,
     load_settings,
 )
 
 __all__ = [
+    "ApiKey",
     "ApiSettings",
+    "EmailLimits",
     "RedisSettings",
     "Settings",
     "SmtpSecurity",

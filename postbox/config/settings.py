@@ -7,8 +7,8 @@ Secrets (SMTP password, API keys, a password inside REDIS_URL) are kept out of e
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from postbox.config.api_keys import ApiKey, parse_api_keys
 from postbox.errors import ConfigError
 
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class SmtpSettings:
     security: SmtpSecurity = SmtpSecurity.NONE
     pool_size: int = 8
     timeout_seconds: float = 30.0
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,39 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class EmailLimits:
+    """What one email may hold; larger requests are refused with 422 naming the field."""
+
+    max_recipients: int = 50
+    max_subject_chars: int = 998
+    max_body_bytes: int = 5 * 1024 * 1024
+    # Decoded size of all attachments of one email: with base64 in the message (4/3) and the
+    # bodies, 7 MiB stays under the 10 MB that many relays accept.
+    max_attachment_bytes: int = 7 * 1024 * 1024
+    # File extensions (without the dot) and MIME types refused as attachments; empty: none.
+    blocked_attachment_types: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class ApiSettings:
-    """How the HTTP API listens and whom it lets in."""
+    """How the HTTP API listens, whom it lets in and how much it takes."""
 
     host: str = "0.0.0.0"
     port: int = 8080
     web_concurrency: int = 2
-    api_key_digests: tuple[str, ...] = field(default=(), repr=False)
+    api_keys: tuple[ApiKey, ...] = ()
     max_request_bytes: int = 10 * 1024 * 1024
     dev_inbox_dir: str | None = None
+    rate_limit: str | None = None
+    email_limits: EmailLimits = field(default_factory=EmailLimits)
+    # Signs the dashboard's session cookie; without one, a random secret kept in Redis is
+    # shared by every API instance (see postbox/api/dashboard_auth.py).
+    secret_key: str | None = field(default=None, repr=False)
+
+    @property
+    def api_key_digests(self) -> tuple[str, ...]:
+        """The digests of every configured key."""
+        return tuple(key.digest for key in self.api_keys)
 
 
 @dataclass(frozen=True)
@@ -95,6 +121,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     dedup_window_seconds: int = 24 * 3600
     instance_id: str = field(default_factory=socket.gethostname)
+    # How often each process refreshes its cluster registry entry (postbox/queue/registry.py).
+    heartbeat_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -112,12 +140,7 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def key_digest(key: str) -> str:
-    """The SHA-256 hex digest under which an API key is configured and compared."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS"})
+_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY"})
 
 
 class _Env:
@@ -204,21 +227,36 @@ def _domain_rate_limits(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _api_keys(value: str) -> tuple[str, ...]:
-    digests = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        if item.startswith("sha256:"):
-            digest = item.removeprefix("sha256:").lower()
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise ValueError("a sha256: entry must be followed by 64 hex digits")
-            digests.append(digest)
-        else:
-            if len(item) < 16:
-                raise ValueError("each key must be at least 16 characters long")
-            digests.append(key_digest(item))
-    return tuple(digests)
+def _api_rate_limit(value: str) -> str | None:
+    """One limit (`100/second`), or `off`/`none` for no per-key limit."""
+    from limits import parse  # noqa: PLC0415  (kept local: only needed to validate)
+
+    if value.lower() in {"off", "none"}:
+        return None
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError("not a rate limit such as 100/second, or off") from None
+    return value
+
+
+def _blocked_types(value: str) -> frozenset[str]:
+    """`exe,bat,application/x-msdownload`: extensions (a leading dot is optional) and types."""
+    entries = {item.strip().lower().lstrip(".") for item in value.split(",")}
+    entries.discard("")
+    for entry in entries:
+        if not _EXTENSION_OR_TYPE.match(entry):
+            raise ValueError(f"{entry!r} is not a file extension or MIME type")
+    return frozenset(entries)
+
+
+_EXTENSION_OR_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+_-]*(/[a-z0-9][a-z0-9.+_-]*)?$")
+
+
+def _ca_file(value: str) -> str:
+    if not os.path.isfile(value) or not os.access(value, os.R_OK):
+        raise ValueError("not a readable file")
+    return value
 
 
 def _choice(options: set[str]) -> Callable[[str], str]:
@@ -266,6 +304,7 @@ def _load_smtp(env: _Env) -> SmtpSettings:
         security=env.get("SMTP_SECURITY", SmtpSecurity.NONE, _smtp_security, "bad value"),
         pool_size=env.positive_int("SMTP_POOL_SIZE", SmtpSettings.pool_size),
         timeout_seconds=env.positive_float("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_seconds),
+        ca_file=env.get("SMTP_CA_FILE", None, _ca_file, "not a file"),
     )
 
 
@@ -297,9 +336,27 @@ def _load_api(env: _Env) -> ApiSettings:
         host=env.raw("HOST") or defaults.host,
         port=env.get("PORT", defaults.port, _port, "not a port"),
         web_concurrency=env.positive_int("WEB_CONCURRENCY", defaults.web_concurrency),
-        api_key_digests=env.get("API_KEYS", (), _api_keys, "bad API key list"),
+        api_keys=env.get("API_KEYS", (), parse_api_keys, "bad API key list"),
         max_request_bytes=env.positive_int("MAX_REQUEST_BYTES", defaults.max_request_bytes),
         dev_inbox_dir=env.raw("POSTBOX_DEV_INBOX_DIR"),
+        rate_limit=env.get("API_RATE_LIMIT", None, _api_rate_limit, "bad rate limit"),
+        email_limits=_load_email_limits(env),
+        secret_key=env.raw("SECRET_KEY"),
+    )
+
+
+def _load_email_limits(env: _Env) -> EmailLimits:
+    defaults = EmailLimits()
+    return EmailLimits(
+        max_recipients=env.positive_int("EMAIL_MAX_RECIPIENTS", defaults.max_recipients),
+        max_subject_chars=env.positive_int("EMAIL_MAX_SUBJECT_CHARS", defaults.max_subject_chars),
+        max_body_bytes=env.positive_int("EMAIL_MAX_BODY_BYTES", defaults.max_body_bytes),
+        max_attachment_bytes=env.positive_int(
+            "EMAIL_MAX_ATTACHMENT_BYTES", defaults.max_attachment_bytes
+        ),
+        blocked_attachment_types=env.get(
+            "EMAIL_BLOCKED_ATTACHMENT_TYPES", frozenset(), _blocked_types, "bad type list"
+        ),
     )
 
 
@@ -316,6 +373,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api=_load_api(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         instance_id=env.raw("INSTANCE_ID") or socket.gethostname(),
+        heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
         log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
     )

@@ -83,6 +83,8 @@ class RedisServer:
             "--loglevel",
             "warning",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         log = (self.data_dir / "redis.log").open("ab")
         self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 
+import redis as sync_redis
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -20,6 +21,8 @@ from postbox.config import RedisSettings
 
 API_TIMEOUT_SECONDS = 2.0
 POOL_SIZE = 32
+# The API's synchronous pool serves one gunicorn process's threads (16 each).
+SYNC_POOL_SIZE = 16
 # Probe an idle connection after 10 s, every 5 s, and give up after 3 unanswered probes.
 _KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 
@@ -44,6 +47,21 @@ def api_client(settings: RedisSettings) -> redis.Redis:
         decode_responses=True,
     )
     return redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+
+
+def api_sync_pool(settings: RedisSettings) -> sync_redis.BlockingConnectionPool:
+    """A thread-safe pool for the API's synchronous calls, failing as fast as `api_client`.
+
+    Retries live on the pool's connections (redis-py runs commands through `conn.retry`).
+    """
+    return sync_redis.BlockingConnectionPool.from_url(
+        settings.url,
+        max_connections=SYNC_POOL_SIZE,
+        timeout=API_TIMEOUT_SECONDS,
+        socket_connect_timeout=API_TIMEOUT_SECONDS,
+        socket_timeout=API_TIMEOUT_SECONDS,
+        retry=sync_redis.retry.Retry(NoBackoff(), 1),
+    )
 
 
 def worker_client(settings: RedisSettings) -> redis.Redis:

@@ -21,6 +21,7 @@ from bullmq.custom_errors import DelayedError, UnrecoverableError
 
 from postbox.config import Settings
 from postbox.errors import DeliveryError, PermanentDeliveryError, PostboxError
+from postbox.logs import email_id
 from postbox.queue.contract import EmailJobData, failure_reason
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class EmailConsumer:
             await self._run_task
 
     async def _process(self, job: Job, token: str) -> dict[str, Any]:
+        # Each job runs in its own task: the id stays on this job's log lines only.
+        email_id.set(job.id)
         email_job = EmailJob(
             job.id,
             job.data,

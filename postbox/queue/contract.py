@@ -69,6 +69,8 @@ class EmailJobData(TypedDict):
     message_id: str
     accepted_at: str
     summary: EmailSummary
+    # True when an address is not ASCII: the relay must offer SMTPUTF8 (RFC 6531).
+    smtputf8: NotRequired[bool]
 
 
 class EmailStatus(StrEnum):
@@ -121,7 +123,12 @@ def default_job_options(max_attempts: int, backoff_ms: int, keep_seconds: int) -
 
 
 # The first word of a failed job's reason: why it is a dead letter.
-DEAD_LETTER_CLASSES = ("rejected", "temporary", "unavailable", "stalled", "internal")
+DEAD_LETTER_CLASSES = ("rejected", "config", "temporary", "unavailable", "stalled", "internal")
+
+
+def mail_options(data: EmailJobData) -> list[str]:
+    """The options of the MAIL command the job needs (SMTPUTF8 for non-ASCII addresses)."""
+    return ["SMTPUTF8"] if data.get("smtputf8") else []
 
 
 def failure_reason(error_class: str, text: str) -> str:

@@ -8,7 +8,10 @@ becomes `QueueUnavailable`, which the API answers with 503.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import os
+import secrets
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -22,9 +25,11 @@ from postbox.queue import dead_letters
 from postbox.queue.connection import API_TIMEOUT_SECONDS, UNAVAILABLE_ERRORS, api_client
 from postbox.queue.contract import default_job_options
 from postbox.queue.dead_letters import DeadLetterPage
+from postbox.queue.keys import PostboxKeys
 from postbox.queue.portal import LoopThread
 from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
-from postbox.queue.stats import queue_stats
+from postbox.queue.registry import Counts, InstanceInfo, InstanceRegistry
+from postbox.queue.stats import job_counts, queue_stats
 from postbox.queue.status import EmailView, lookup_email
 
 T = TypeVar("T")
@@ -50,6 +55,11 @@ class _Resources:
             },
         )
         self.producer = EmailProducer(self.queue, self.client, settings.dedup_window_seconds)
+        self.registry = InstanceRegistry(
+            self.client, settings.redis.queue_name, settings.heartbeat_seconds
+        )
+        self.member: InstanceInfo | None = None
+        self.heartbeat: concurrent.futures.Future[None] | None = None
 
 
 async def _make_client(settings: Settings) -> redis.Redis:
@@ -94,8 +104,24 @@ class QueueGateway:
         return self._call(lambda r: _gather([lookup_email(r.queue, i) for i in job_ids]))
 
     def stats(self) -> dict[str, Any]:
-        """Queue-wide counts, workers and throughput."""
-        return self._call(lambda r: queue_stats(r.queue))
+        """Queue-wide counts, workers, throughput, and the registered processes."""
+        return self._call(lambda r: queue_stats(r.queue, r.registry))
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state (one round trip), for the metrics' queue depth."""
+        return self._call(lambda r: job_counts(r.queue))
+
+    def shared_secret(self) -> str:
+        """A random secret shared by every instance through Redis, made by the first to ask
+        (signs dashboard sessions when SECRET_KEY is not set)."""
+        key = PostboxKeys(self._settings.redis.queue_name).dashboard_secret()
+        return self._call(lambda r: _shared_secret(r.client, key))
+
+    def start_heartbeat(self, info: InstanceInfo, counts: Counts) -> None:
+        """Keep this process's registry entry fresh, from the loop thread, until `close`."""
+        resources = self._get()
+        resources.member = info
+        resources.heartbeat = resources.loop.spawn(resources.registry.run(info, counts))
 
     def list_dead_letters(
         self, limit: int, cursor: str | None, offset: int, error_class: str | None
@@ -133,7 +159,17 @@ async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     return list(await asyncio.gather(*coros))
 
 
+async def _shared_secret(client: redis.Redis, key: str) -> str:
+    fresh = secrets.token_urlsafe(48)
+    existing = await client.set(key, fresh, nx=True, get=True)
+    return str(existing or fresh)
+
+
 async def _close(resources: _Resources) -> None:
+    if resources.heartbeat is not None and resources.member is not None:
+        resources.heartbeat.cancel()
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            await resources.registry.leave(resources.member)
     await resources.client.aclose(close_connection_pool=True)
 
 

@@ -18,3 +18,27 @@ class PostboxKeys:
     def journal(self, job_id: str) -> str:
         """Holds the relay's acceptance of a job's message, per recipient."""
         return f"postbox:{self.queue_name}:journal:{job_id}"
+
+    def instance(self, instance_key: str) -> str:
+        """Holds one live process's registry entry; it expires when heartbeats stop."""
+        return f"postbox:{self.queue_name}:instance:{instance_key}"
+
+    def instances_seen(self) -> str:
+        """Sorted set of registered processes, scored by their last heartbeat (ms)."""
+        return f"postbox:{self.queue_name}:instances"
+
+    def instances_last(self) -> str:
+        """Hash of every registered process's last entry, kept while it is in the set."""
+        return f"postbox:{self.queue_name}:instances:last"
+
+    def waiting_history(self) -> str:
+        """Capped list of `ms:count` samples of the waiting count, newest first."""
+        return f"postbox:{self.queue_name}:history:waiting"
+
+    def waiting_sample_lock(self) -> str:
+        """Taken by the process whose heartbeat samples the waiting count this interval."""
+        return f"postbox:{self.queue_name}:history:waiting:lock"
+
+    def dashboard_secret(self) -> str:
+        """The random secret that signs dashboard sessions when SECRET_KEY is not set."""
+        return f"postbox:{self.queue_name}:dashboard:secret"

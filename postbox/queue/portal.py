@@ -8,6 +8,7 @@ This is the idea of anyio's blocking portal, without its dependency.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -35,6 +36,10 @@ class LoopThread:
         except TimeoutError:
             future.cancel()
             raise
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> concurrent.futures.Future[None]:
+        """Start a long-running `coro` on the loop (a heartbeat); cancel it with the future."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(self, cleanup: Coroutine[Any, Any, None] | None = None) -> None:
         """Run an optional clean-up coroutine, then stop the loop and join the thread."""

@@ -1,4 +1,5 @@
-"""Queue-wide numbers for `GET /v1/queue/stats`: counts per state, workers, throughput."""
+"""Queue-wide numbers for `GET /v1/queue/stats`: counts per state, workers, throughput,
+and the processes of the cluster registry."""
 
 from __future__ import annotations
 
@@ -7,34 +8,83 @@ from typing import Any
 
 from bullmq import Queue
 
+from postbox.queue.contract import split_failure_reason
+from postbox.queue.registry import InstanceRegistry, cluster_totals
+
 STATES = ("waiting", "active", "delayed", "prioritized", "paused", "completed", "failed")
 THROUGHPUT_WINDOW_SECONDS = 60
+THROUGHPUT_MINUTES = 10
+# Newest dead letters read for the per-class counts: enough to show what is failing now,
+# bounded so the stats stay one cheap round trip however large the dead-letter view grows.
+DEAD_LETTER_SAMPLE = 200
 
 
-async def queue_stats(queue: Queue) -> dict[str, Any]:
-    """Counts per state, the workers connected to the queue, and the last minute's output.
+async def queue_stats(queue: Queue, registry: InstanceRegistry) -> dict[str, Any]:
+    """Counts per state, the workers connected to the queue, recent output, and every API
+    and worker process in the cluster registry with its health.
 
     Throughput comes free from BullMQ's sorted sets: `completed` and `failed` are scored by
-    the time each job finished.
+    the time each job finished; the last minute, and each of the last few minutes.
     """
-    counts = await queue.getJobCounts(*STATES)
-    now_ms = int(time.time() * 1000)
-    since = now_ms - THROUGHPUT_WINDOW_SECONDS * 1000
-    async with queue.client.pipeline(transaction=False) as pipe:
-        pipe.zcount(queue.keys["completed"], since, now_ms)
-        pipe.zcount(queue.keys["failed"], since, now_ms)
-        sent, failed = await pipe.execute()
+    counts = await job_counts(queue)
+    snapshot = await registry.snapshot()
+    sent, failed = await _finished_per_minute(queue, int(time.time() * 1000))
     return {
         "queue": queue.name,
-        "counts": {state: int(counts.get(state, 0)) for state in STATES},
+        "at_ms": snapshot.now_ms,
+        "counts": counts,
         "workers": await _workers(queue),
         "throughput": {
             "window_seconds": THROUGHPUT_WINDOW_SECONDS,
-            "sent": int(sent),
-            "failed": int(failed),
-            "sent_per_second": round(int(sent) / THROUGHPUT_WINDOW_SECONDS, 2),
+            "sent": sent[-1],
+            "failed": failed[-1],
+            "sent_per_second": round(sent[-1] / THROUGHPUT_WINDOW_SECONDS, 2),
+            "per_minute": {"sent": sent, "failed": failed},
         },
+        "dead_letters": await _recent_dead_letters(queue),
+        "instances": snapshot.instances,
+        "cluster": cluster_totals(snapshot.instances),
+        "waiting_history": [
+            {"at_ms": at, "waiting": waiting} for at, waiting in reversed(snapshot.waiting_history)
+        ],
     }
+
+
+async def job_counts(queue: Queue) -> dict[str, int]:
+    """How many jobs are in each state."""
+    counts = await queue.getJobCounts(*STATES)
+    return {state: int(counts.get(state, 0)) for state in STATES}
+
+
+async def _finished_per_minute(queue: Queue, now_ms: int) -> tuple[list[int], list[int]]:
+    """Jobs completed and failed in each of the last `THROUGHPUT_MINUTES` minutes, oldest
+    first; the last entry is the minute up to `now_ms`."""
+    window = THROUGHPUT_WINDOW_SECONDS * 1000
+    async with queue.client.pipeline(transaction=False) as pipe:
+        for state in ("completed", "failed"):
+            for back in range(THROUGHPUT_MINUTES - 1, -1, -1):
+                end = now_ms - back * window
+                pipe.zcount(queue.keys[state], f"({end - window}", end)
+        found = [int(count) for count in await pipe.execute()]
+    return found[:THROUGHPUT_MINUTES], found[THROUGHPUT_MINUTES:]
+
+
+async def _recent_dead_letters(queue: Queue) -> dict[str, Any]:
+    """Error classes of the newest dead letters, and the newest `config` reason: a relay that
+    cannot be used as configured (no STARTTLS, an untrusted certificate) shows here."""
+    ids = await queue.client.zrevrange(queue.keys["failed"], 0, DEAD_LETTER_SAMPLE - 1)
+    async with queue.client.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hget(queue.toKey(job_id), "failedReason")
+        reasons = await pipe.execute() if ids else []
+    by_class: dict[str, int] = {}
+    config_error: str | None = None
+    for reason in reasons:
+        error_class, text = split_failure_reason(reason)
+        by_class[error_class] = by_class.get(error_class, 0) + 1
+        if error_class == "config" and config_error is None:
+            config_error = text
+    return {"sampled": len(ids), "by_class": by_class, "latest_config_error": config_error}
 
 
 async def _workers(queue: Queue) -> list[dict[str, Any]]:

@@ -64,7 +64,12 @@ class EmailView:
 
 
 async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
-    """The view of job `job_id`, or None when no such job exists (any more)."""
+    """The view of job `job_id`, or None when no such job exists (any more).
+
+    The state is read before the job: a job that finishes in between then shows its
+    previous state with final counts, never `sent` with the attempt count of the run before.
+    """
+    state = await queue.getJobState(job_id)
     job = await Job.fromId(queue, job_id)
     if job is None:
         return None
@@ -72,7 +77,6 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
         pipe.lrange(attempt_log_key(queue.name, job_id), 0, -1)
         pipe.hgetall(PostboxKeys(queue.name).journal(job_id))
         logs, journal = await pipe.execute()
-    state = await queue.getJobState(job_id)
     data: dict[str, Any] = job.data or {}
     status = status_from_state(state, job.attemptsMade, _ahead(data))
     if status is None:

@@ -4,28 +4,42 @@ The same split as dramatiq's Retries middleware, by SMTP reply class: 4xx may pa
 attempt, 5xx on MAIL, RCPT or DATA will not. Failures of the relay itself (connection
 refused or lost, timeouts, 421 "service not available") are `RelayUnavailable`: the email is
 not at fault, so they postpone it without spending an attempt.
+
+A relay that cannot be used as configured (SMTP_SECURITY asks for TLS it does not offer, or
+its certificate does not verify) is `RelayMisconfigured`: permanent, so the emails become
+dead letters of class `config` that show in the queue stats, and nothing is ever sent in
+plain text instead. Fix the configuration, then requeue them with
+`postbox dlq retry --all --error-class config`.
 """
 
 from __future__ import annotations
+
+import ssl
 
 import aiosmtplib
 
 from postbox.errors import (
     DeliveryError,
     PermanentDeliveryError,
+    RelayMisconfigured,
     RelayUnavailable,
     TemporaryDeliveryError,
 )
 
 SERVICE_NOT_AVAILABLE = 421
+# TLS failures that mean the peer went away rather than that TLS is set up wrongly.
+_TRANSIENT_TLS_ERRORS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 def classify(exc: Exception) -> DeliveryError:
     """The Postbox error for an exception raised while talking to the relay."""
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return from_reply(exc.code, exc.message)
+    misconfigured = _tls_misconfiguration(exc)
+    if misconfigured is not None:
+        return misconfigured
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return PermanentDeliveryError(f"The relay does not support what is needed: {exc}")
+        return _not_supported(exc)
     if isinstance(exc, aiosmtplib.SMTPException | OSError | TimeoutError):
         return RelayUnavailable(f"Relay unreachable: {type(exc).__name__}: {exc}")
     return TemporaryDeliveryError(f"Unexpected error talking to the relay: {exc!r}")
@@ -44,3 +58,42 @@ def from_reply(code: int, message: str) -> DeliveryError:
 def is_permanent(code: int) -> bool:
     """True for a reply code that no later attempt will change."""
     return 500 <= code < 600
+
+
+def _tls_misconfiguration(exc: Exception) -> RelayMisconfigured | None:
+    """The configuration error behind `exc`, if TLS to the relay cannot work as configured."""
+    if type(exc) is aiosmtplib.SMTPException and "STARTTLS" in str(exc):
+        # aiosmtplib checks EHLO before upgrading: "SMTP STARTTLS extension not supported".
+        return RelayMisconfigured(
+            "SMTP_SECURITY=starttls but the relay does not offer STARTTLS; "
+            "nothing was sent without TLS"
+        )
+    cause = _ssl_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return RelayMisconfigured(
+            f"The relay's TLS certificate did not verify ({cause.verify_message}); "
+            "set SMTP_CA_FILE to the CA that signed it, or fix SMTP_HOST"
+        )
+    if cause is not None and not isinstance(cause, _TRANSIENT_TLS_ERRORS):
+        # `reason` is OpenSSL's short code (WRONG_VERSION_NUMBER); not every SSLError has one.
+        reason = getattr(cause, "reason", None) or cause
+        return RelayMisconfigured(f"TLS with the relay failed: {reason}")
+    return None
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The `ssl.SSLError` that `exc` is or wraps (aiosmtplib wraps it on connect)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _not_supported(exc: aiosmtplib.SMTPNotSupported) -> PermanentDeliveryError:
+    if "SMTPUTF8" in str(exc):
+        return PermanentDeliveryError(
+            "The relay does not offer SMTPUTF8, which this email's non-ASCII address needs"
+        )
+    return PermanentDeliveryError(f"The relay does not support what is needed: {exc}")

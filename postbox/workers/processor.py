@@ -14,9 +14,11 @@ from typing import Any
 from postbox.errors import DeliveryError, PermanentDeliveryError, RelayUnavailable
 from postbox.errors import TemporaryDeliveryError as Deferred
 from postbox.queue.consumer import EmailJob, Postponed
+from postbox.queue.contract import mail_options
 from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
 from postbox.workers.circuit import RelayCircuit
 from postbox.workers.failures import is_permanent
+from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SendResult, SmtpPool
 
@@ -32,20 +34,49 @@ class EmailProcessor:
         journal: SendJournal,
         limiter: SendRateLimiter,
         circuit: RelayCircuit,
+        *,
         instance_id: str,
+        metrics: WorkerMetrics,
     ) -> None:
         self._pool = smtp_pool
         self._journal = journal
         self._limiter = limiter
         self._circuit = circuit
         self._instance_id = instance_id
+        self._metrics = metrics
+        # Job runs that ended sent, failed or retried (not postponed), for the registry.
+        self.processed = 0
 
     async def process(self, job: EmailJob) -> dict[str, Any]:
-        """Deliver `job`; the returned dict becomes the job's result."""
+        """Deliver `job`; the returned dict becomes the job's result. Each run is counted
+        by how it ended (postponements where their reason is known, in `_send`)."""
+        self._metrics.in_progress.inc()
+        try:
+            result = await self._deliver(job)
+        except Postponed:
+            raise
+        except PermanentDeliveryError as exc:
+            self._ended("failed", exc.error_class)
+            raise
+        except Exception as exc:
+            error_class = exc.error_class if isinstance(exc, DeliveryError) else "internal"
+            self._ended("failed" if job.attempt >= job.max_attempts else "retried", error_class)
+            raise
+        finally:
+            self._metrics.in_progress.dec()
+        self.processed += 1
+        return result
+
+    def _ended(self, outcome: str, reason: str) -> None:
+        self.processed += 1
+        self._metrics.outcome(outcome, reason)
+
+    async def _deliver(self, job: EmailJob) -> dict[str, Any]:
         entry = await self._journal.load(job.id) if job.ran_before else EMPTY
         pending = entry.pending(job.data["recipients"])
         if not pending:
             logger.info("Email %s was already accepted by the relay; completing", job.id)
+            self._metrics.outcome("sent", "journal")
             return self._result(entry, None)
         result = await self._send(job, pending)
         return await self._settle(job, entry, pending, result)
@@ -59,8 +90,14 @@ class EmailProcessor:
 
         ready = within_rate_limit if limiter.enabled else None
         try:
-            result = await self._pool.send(data["envelope_from"], pending, data["message"], ready)
+            result = await self._pool.send(
+                data["envelope_from"], pending, data["message"], ready, mail_options(data)
+            )
+        except Postponed:
+            self._metrics.outcome("postponed", "rate_limit")
+            raise
         except RelayUnavailable as exc:
+            self._metrics.outcome("postponed", "relay_unavailable")
             self._circuit.record_failure()
             await self._journal.record_attempt(job.id, self._attempt(job, "unavailable", exc))
             logger.warning("Email %s postponed: %s", job.id, exc)
@@ -91,6 +128,7 @@ class EmailProcessor:
         if not entry.accepted:
             raise PermanentDeliveryError("All recipients refused: " + _listing(rejected))
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
+        self._metrics.sent()
         return self._result(entry, reply)
 
     def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterable
 
 import redis.asyncio as redis
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
@@ -62,3 +62,10 @@ class SendRateLimiter:
 
 def _domains(recipients: Iterable[str]) -> list[str]:
     return sorted({r.rpartition("@")[2].lower() for r in recipients})
+
+
+def per_second(limit: str | None) -> float | None:
+    """The sends per second that `limit` allows on average (the tightest of several)."""
+    if not limit:
+        return None
+    return min(item.amount / item.get_expiry() for item in parse_many(limit))

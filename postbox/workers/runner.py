@@ -2,23 +2,26 @@
 
 Shutdown follows saq's start/stop: SIGTERM or SIGINT sets an event, the worker stops taking
 jobs, the active ones finish within the grace period, connections close, the process exits 0.
-A second signal cancels what is still running.
+A second signal cancels what is still running. Meanwhile the process keeps its entry in the
+cluster registry fresh (postbox/queue/registry.py) and counts into the metrics it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 
 import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
 
 from postbox.config import Settings
 from postbox.queue.connection import worker_client
 from postbox.queue.consumer import EmailConsumer
 from postbox.queue.journal import SendJournal
+from postbox.queue.registry import InstanceRegistry, this_process
 from postbox.workers.circuit import RelayCircuit
+from postbox.workers.metrics import WorkerMetrics, exposition_registry, serve_metrics
 from postbox.workers.processor import EmailProcessor
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SmtpPool
@@ -29,8 +32,9 @@ logger = logging.getLogger(__name__)
 class WorkerRunner:
     """Builds a worker's collaborators, runs it until a signal, and tears it down."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: WorkerMetrics) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
 
@@ -39,38 +43,46 @@ class WorkerRunner:
         self._install_signal_handlers()
         settings = self._settings
         client = worker_client(settings.redis)
-        pool = SmtpPool(settings.smtp)
-        name = f"{settings.instance_id}-{os.getpid()}"
-        consumer, circuit = self._build(client, pool, name)
-        await consumer.start()
-        logger.info(
-            "Worker %s taking jobs from %r (concurrency %d, SMTP %s:%d, pool %d)",
-            name,
-            settings.redis.queue_name,
-            settings.worker.concurrency,
-            settings.smtp.host,
-            settings.smtp.port,
-            settings.smtp.pool_size,
+        pool = SmtpPool(settings.smtp, self._metrics)
+        info = this_process(
+            settings.instance_id, "worker", settings.worker.concurrency, settings.heartbeat_seconds
         )
-        await self._stop.wait()
-        logger.info("Stopping: no new jobs; waiting for %d active", consumer.active_count)
-        await circuit.close()
-        await consumer.close(settings.worker.shutdown_grace_seconds, self._force)
+        name = info.id
+        consumer, circuit, processor = self._build(client, pool, name)
+        await consumer.start()
+        self._metrics.concurrency.set(settings.worker.concurrency)
+        instances = InstanceRegistry(client, settings.redis.queue_name, settings.heartbeat_seconds)
+        async with instances.registered(info, lambda: (consumer.active_count, processor.processed)):
+            logger.info(
+                "Worker %s taking jobs from %r (concurrency %d, SMTP %s:%d, pool %d)",
+                name,
+                settings.redis.queue_name,
+                settings.worker.concurrency,
+                settings.smtp.host,
+                settings.smtp.port,
+                settings.smtp.pool_size,
+            )
+            await self._stop.wait()
+            logger.info("Stopping: no new jobs; waiting for %d active", consumer.active_count)
+            await circuit.close()
+            await consumer.close(settings.worker.shutdown_grace_seconds, self._force)
         await pool.close()
         await client.aclose(close_connection_pool=True)
         logger.info("Worker %s stopped", name)
 
     def _build(
         self, client: redis.Redis, pool: SmtpPool, name: str
-    ) -> tuple[EmailConsumer, RelayCircuit]:
+    ) -> tuple[EmailConsumer, RelayCircuit, EmailProcessor]:
         settings = self._settings
         journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
         limiter = SendRateLimiter(settings, client)
         circuit = RelayCircuit(pool.probe)
-        processor = EmailProcessor(pool, journal, limiter, circuit, name)
+        processor = EmailProcessor(
+            pool, journal, limiter, circuit, instance_id=name, metrics=self._metrics
+        )
         consumer = EmailConsumer(settings, client, processor.process, name)
         circuit.pauses(consumer)
-        return consumer, circuit
+        return consumer, circuit, processor
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -87,7 +99,15 @@ class WorkerRunner:
 
 
 def run_worker(settings: Settings) -> None:
-    """Run one worker process to completion on a fresh uvloop event loop."""
+    """Run one worker process to completion on a fresh uvloop event loop.
+
+    With METRICS_PORT set (a lone worker; a supervisor serves its children's metrics
+    itself and does not pass the port on), the metrics are served from this process.
+    """
     import uvloop  # noqa: PLC0415  (only worker processes need it)
 
-    uvloop.run(WorkerRunner(settings).run())
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    port = settings.worker.metrics_port
+    with serve_metrics(settings.api.host, port, exposition_registry(registry)):
+        uvloop.run(WorkerRunner(settings, metrics).run())

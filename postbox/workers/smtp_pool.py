@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
 
 from postbox.config import SmtpSecurity, SmtpSettings
 from postbox.workers.failures import classify
+from postbox.workers.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +46,17 @@ class SendResult:
 class SmtpPool:
     """Bounded, lazily filled pool of SMTP connections."""
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, metrics: WorkerMetrics) -> None:
         self._settings = settings
+        self._metrics = metrics
+        metrics.pool_size.set(settings.pool_size)
+        # Connections closed after a failure and not yet replaced: the next connects are
+        # counted as reconnects.
+        self._lost = 0
         self._slots = asyncio.Semaphore(settings.pool_size)
         self._idle: list[aiosmtplib.SMTP] = []
-        self._tls_context = ssl.create_default_context()
+        # Verifies the certificate and host name; SMTP_CA_FILE replaces the system CAs.
+        self._tls_context = ssl.create_default_context(cafile=settings.ca_file)
         self.connections_opened = 0
 
     async def send(
@@ -57,11 +65,13 @@ class SmtpPool:
         recipients: list[str],
         message: str,
         ready: Callable[[], Awaitable[None]] | None = None,
+        mail_options: Sequence[str] = (),
     ) -> SendResult:
         """Deliver one message; raises a `DeliveryError` saying whether to retry.
 
         `ready` runs once a connection is in hand, just before the transaction: a rate limit
         checked there counts sends when they happen, not when they start waiting.
+        `mail_options` go on the MAIL command (`SMTPUTF8`: the relay must offer it).
         """
         async with self._slots:
             smtp, reused = await self._checkout()
@@ -71,33 +81,57 @@ class SmtpPool:
                 except BaseException:
                     self._idle.append(smtp)
                     raise
+            started = time.perf_counter()
             try:
-                return await self._send_on(smtp, reused, sender, recipients, message)
+                return await self._send_on(
+                    smtp, reused, sender, recipients, message, mail_options=mail_options
+                )
             except _StaleConnection:
                 # The relay closed this idle connection; nothing was sent on it.
                 smtp = await self._connect_or_raise()
-                return await self._send_on(smtp, False, sender, recipients, message)
+                return await self._send_on(
+                    smtp, False, sender, recipients, message, mail_options=mail_options
+                )
+            finally:
+                self._metrics.send_seconds.observe(time.perf_counter() - started)
 
     async def _send_on(
-        self, smtp: aiosmtplib.SMTP, reused: bool, sender: str, recipients: list[str], message: str
+        self,
+        smtp: aiosmtplib.SMTP,
+        reused: bool,
+        sender: str,
+        recipients: list[str],
+        message: str,
+        *,
+        mail_options: Sequence[str] = (),
     ) -> SendResult:
+        # aiosmtplib sends a str message as ASCII; an SMTPUTF8 message has UTF-8 headers.
+        wire = message.encode("utf-8") if mail_options else message
         try:
-            refused, reply = await smtp.sendmail(sender, recipients, message)
+            refused, reply = await smtp.sendmail(
+                sender, recipients, wire, mail_options=list(mail_options)
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._idle.append(smtp)
+            for refusal in exc.recipients:
+                self._metrics.reply(refusal.code)
             return SendResult(None, {r.recipient: Reply(r.code, r.message) for r in exc.recipients})
         except aiosmtplib.SMTPResponseException as exc:
             self._idle.append(smtp)
+            self._metrics.reply(exc.code)
             raise classify(exc) from exc
         except aiosmtplib.SMTPServerDisconnected as exc:
-            smtp.close()
+            self._discard(smtp)
             if reused:
                 raise _StaleConnection from exc
             raise classify(exc) from exc
         except Exception as exc:
-            smtp.close()
+            self._discard(smtp)
             raise classify(exc) from exc
         self._idle.append(smtp)
+        self._metrics.reply(250)  # aiosmtplib raises for anything else to DATA
+        for answer in refused.values():
+            self._metrics.reply(answer.code)
         return SendResult(reply, {rcpt: Reply(r.code, r.message) for rcpt, r in refused.items()})
 
     async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
@@ -105,13 +139,25 @@ class SmtpPool:
             smtp = self._idle.pop()
             if smtp.is_connected:
                 return smtp, True
+            self._discard(smtp)
         return await self._connect_or_raise(), False
 
     async def _connect_or_raise(self) -> aiosmtplib.SMTP:
         try:
-            return await self._connect()
+            smtp = await self._connect()
         except Exception as exc:
             raise classify(exc) from exc
+        self._metrics.connections_open.inc()
+        if self._lost:
+            self._lost -= 1
+            self._metrics.reconnects.inc()
+        return smtp
+
+    def _discard(self, smtp: aiosmtplib.SMTP) -> None:
+        """Close a connection that failed or that the relay closed."""
+        smtp.close()
+        self._lost += 1
+        self._metrics.connections_open.dec()
 
     async def _connect(self) -> aiosmtplib.SMTP:
         settings = self._settings
@@ -139,6 +185,7 @@ class SmtpPool:
         """Quit every idle connection."""
         idle, self._idle = self._idle, []
         for smtp in idle:
+            self._metrics.connections_open.dec()
             try:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError):

@@ -11,7 +11,7 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -23,11 +23,15 @@ MAX_RESTART_PAUSE_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """What to run, and whether its exit should end the whole supervisor."""
+    """What to run, and whether its exit should end the whole supervisor. `env` adds to
+    or replaces the supervisor's environment for this child; `on_exit` gets the pid of an
+    instance of it that ended (to mark its metric files dead)."""
 
     name: str
     argv: list[str]
     essential: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    on_exit: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -64,7 +68,7 @@ class Supervisor:
         self._stopping = True
 
     def _spawn(self, spec: ChildSpec, crashes: int = 0) -> _Child:
-        process = subprocess.Popen(spec.argv, env=self._env)
+        process = subprocess.Popen(spec.argv, env={**self._env, **spec.env})
         logger.info("Started %s (pid %d)", spec.name, process.pid)
         return _Child(spec, process, crashes=crashes)
 
@@ -73,6 +77,8 @@ class Supervisor:
             code = child.process.poll()
             if code is None or self._stopping:
                 continue
+            if child.spec.on_exit is not None:
+                child.spec.on_exit(child.process.pid)
             if child.spec.essential:
                 logger.error("%s exited with code %d; stopping", child.spec.name, code)
                 self._stopping = True

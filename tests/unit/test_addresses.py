@@ -30,6 +30,11 @@ from postbox.api.addresses import AddressError, parse_mailbox
         ("user@XN--BCHER-KVA.de", {"email": "user@xn--bcher-kva.de"}),
         ("user@пример.рф", {"email": "user@xn--e1afmkfd.xn--p1ai"}),
         ("a" * 64 + "@example.com", {"email": "a" * 64 + "@example.com"}),
+        # Internationalised local parts (RFC 6531) are kept, in Unicode NFC.
+        ("jörg@example.com", {"email": "jörg@example.com"}),
+        ("jo\u0308rg@Bücher.de", {"email": "jörg@xn--bcher-kva.de"}),
+        ("用户@例子.广告", {"email": "用户@xn--fsqu00a.xn--4rr70v"}),
+        ("é" * 32 + "@example.com", {"email": "é" * 32 + "@example.com"}),
     ],
 )
 def test_accepted_address_is_normalised(posted, expected):
@@ -71,7 +76,11 @@ def test_domain_with_sharp_s_keeps_its_own_idna_2008_form():
         "user.@example.com",
         "us er@example.com",
         '"quoted local"@example.com',
-        "jörg@example.com",
+        "é" * 33 + "@example.com",
+        "a\u200bb@example.com",
+        "a\u202eb@example.com",
+        "a\u00a0b@example.com",
+        "a\u3000b@example.com",
         "user@example.com>",
         "<user@example.com",
         "Jane <>",
@@ -98,7 +107,8 @@ def test_unusable_address_is_rejected(posted):
     ("posted", "reason"),
     [
         ("a@example.com\r\nBcc: x@y.com", "line breaks"),
-        ("jörg@example.com", "Non-ASCII local parts"),
+        ("zero\u200bwidth@example.com", "invisible, space or control"),
+        ("é" * 33 + "@example.com", "longer than 64 octets"),
         ("user@localhost", "not a valid host name"),
         ("é" * 201 + " <a@example.com>", "longer than 200"),
     ],

@@ -1,0 +1,156 @@
+"""Drain: how fast a worker empties a prefilled queue into the sink, and at what CPU cost.
+
+The queue is filled and paused before the worker starts, so start-up (imports, connecting)
+is neither timed nor counted as CPU: the clock and the CPU counters start when the queue is
+resumed. The rate comes from BullMQ's own per-job stamps (first `processedOn` to last
+`finishedOn`), the CPU from /proc for the whole process tree (a supervisor and its worker
+children), and the memory from each worker process's high-water mark.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import proc_stats, queues
+from bench.processes import WORKER_READY, Child, postbox_env, start_worker
+from bench.services import BenchRedis, SmtpSink
+from postbox.config import load_settings
+from postbox.queue.producer import PreparedEmail
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """One drain run's figures."""
+
+    label: str
+    processes: int
+    concurrency: int
+    jobs: int
+    completed: int
+    failed: int
+    seconds: float
+    emails_per_s: float
+    cpu_s_per_1000: float
+    redis_cpu_s_per_1000: float
+    sink_cpu_s_per_1000: float
+    redis_commands_per_email: float
+    redis_scripts_per_email: float
+    machine_busy_percent: float
+    other_load_cores: float
+    peak_rss_mb: float
+    sink_received: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every drain run shares: the servers and where logs go."""
+
+    redis: BenchRedis
+    sink: SmtpSink
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Counters at one moment of a drain."""
+
+    cpu: proc_stats.CpuMark
+    redis_calls: tuple[int, int]
+    sink_messages: int | None
+
+
+def _read(setup: Setup, child: Child) -> _Reading:
+    cpu = proc_stats.mark(child.pid, setup.redis.pid, setup.sink.pid)
+    return _Reading(cpu, setup.redis.calls(), setup.sink.messages_received())
+
+
+def measure(
+    setup: Setup, child: Child, queue: str, total: int, label: str, shape: tuple[int, int]
+) -> DrainResult:
+    """Resume `queue`, wait until `total` jobs finished, stop `child`; `shape` is its
+    (processes, concurrency per process)."""
+    redis = setup.redis
+    other = proc_stats.OtherLoad([child.pid, redis.pid, setup.sink.pid])
+    before = _read(setup, child)
+    queues.resume(redis.url, queue)
+    wait_finished(redis, queue, total, timeout=max(60.0, total / 100))
+    after = _read(setup, child)
+    other_cores = other.cores()
+    workers = [pid for pid in proc_stats.tree(child.pid) if not proc_stats.children(pid)]
+    peak_rss = max(proc_stats.peak_rss_mb(pid) for pid in workers)
+    child.stop()
+    started, finished = queues.completion_span(_client(redis), queue)
+    return DrainResult(
+        label=label,
+        processes=shape[0],
+        concurrency=shape[1],
+        jobs=total,
+        completed=redis.completed(queue),
+        failed=redis.failed(queue),
+        seconds=round(finished - started, 2),
+        emails_per_s=round(redis.completed(queue) / max(finished - started, 1e-9), 1),
+        other_load_cores=other_cores,
+        peak_rss_mb=round(peak_rss, 1),
+        **_per_email(before, after, total),
+    )
+
+
+def _per_email(before: _Reading, after: _Reading, total: int) -> dict[str, Any]:
+    """What the drain cost per email (CPU per 1,000) and how busy the machine was."""
+    b, a = before.cpu, after.cpu
+    machine = (a.machine_busy - b.machine_busy) / max(a.machine_total - b.machine_total, 1e-9)
+    received = None
+    if after.sink_messages is not None:
+        received = after.sink_messages - (before.sink_messages or 0)
+    return {
+        "cpu_s_per_1000": round((a.tree - b.tree) / total * 1000, 3),
+        "redis_cpu_s_per_1000": round((a.redis - b.redis) / total * 1000, 3),
+        "sink_cpu_s_per_1000": round((a.sink - b.sink) / total * 1000, 3),
+        "redis_commands_per_email": round(
+            (after.redis_calls[0] - before.redis_calls[0]) / total, 1
+        ),
+        "redis_scripts_per_email": round((after.redis_calls[1] - before.redis_calls[1]) / total, 1),
+        "machine_busy_percent": round(100 * machine, 1),
+        "sink_received": received,
+    }
+
+
+def _client(redis: BenchRedis) -> Any:
+    assert redis.client is not None
+    return redis.client
+
+
+def wait_finished(redis: BenchRedis, queue: str, total: int, timeout: float) -> None:
+    """Poll until `total` jobs of `queue` are completed or failed."""
+    deadline = time.monotonic() + timeout
+    while redis.completed(queue) + redis.failed(queue) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"queue {queue}: not drained within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def drain_postbox(
+    setup: Setup, emails: list[PreparedEmail], label: str, processes: int | None
+) -> DrainResult:
+    """Drain `emails` with `postbox worker` (its defaults, or `--processes N`)."""
+    queue = f"drain-{label}"
+    env = postbox_env(setup.redis.url, queue, setup.sink.port)
+    settings = load_settings(env)
+    queues.fill_postbox(settings, emails, paused=True)
+    args = [] if processes is None else ["--processes", str(processes)]
+    child = start_worker(env, args, setup.work_dir / f"worker-{label}.log")
+    count = processes or settings.worker.processes
+    try:
+        child.wait_for_log(WORKER_READY, count, timeout=60)
+        time.sleep(0.2)  # let the just-started workers settle into their blocking fetch
+        shape = (count, settings.worker.concurrency)
+        return measure(setup, child, queue, len(emails), label, shape)
+    finally:
+        child.stop()

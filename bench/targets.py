@@ -1,0 +1,82 @@
+"""The issue's targets, checked against one run's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import QUIET_CORES, Target
+
+PEER_RATIO_AIM = 1.75
+SINGLE_RATE = 500
+SINGLE_P99_MS = 25.0
+BATCH_EMAILS_PER_S = 10_000
+E2E_P50_MS = 15.0
+WORKER_RSS_MB = 150.0
+
+
+def _at_most(
+    name: str, wanted: str, measured: float | None, limit: float, disturbed: bool
+) -> Target:
+    passed = None if measured is None else measured <= limit
+    return Target(name, wanted, measured, passed, disturbed)
+
+
+def _disturbed(*phases: dict[str, Any] | None) -> bool:
+    """True when other processes took CPU during any of these measurements."""
+    return any(p is not None and p["other_load_cores"] >= QUIET_CORES for p in phases)
+
+
+def _single_send(single: dict[str, Any] | None) -> Target:
+    """p99 within the limit, and every request answered with a 2xx."""
+    name = f"POST /v1/emails p99 at {SINGLE_RATE} req/s"
+    wanted = f"<= {SINGLE_P99_MS:g} ms, no errors"
+    if single is None:
+        return Target(name, wanted, None, None)
+    p99 = single["latency_ms"]["p99"]
+    passed = p99 is not None and p99 <= SINGLE_P99_MS and single["errors"] == 0
+    return Target(name, wanted, p99, passed, _disturbed(single))
+
+
+def evaluate(results: dict[str, Any]) -> list[Target]:
+    """Each target with its measured value and whether it passed (None: not measured)."""
+    ratio = results["drain_ratio_vs_peer"]
+    peer = results["peer"]
+    # Judged on the rates themselves: the printed ratio is rounded.
+    beats_peer = (
+        None if peer is None else results["drain"][0]["emails_per_s"] >= peer["emails_per_s"]
+    )
+    single = next((r for r in results["api"]["single"] if r["offered_rate"] == SINGLE_RATE), None)
+    batches = results["api"]["batch"]
+    best_batch = max((b["emails_per_s"] for b in batches), default=None)
+    drains, e2e = results["drain"], results["e2e"]
+    return [
+        Target(
+            "drain, defaults, vs the Node peer",
+            f">= 1.00x the peer's rate (aim {PEER_RATIO_AIM}x)",
+            ratio,
+            beats_peer,
+            _disturbed(drains[0], peer),
+        ),
+        _single_send(single),
+        Target(
+            "batch intake (best batch size)",
+            f">= {BATCH_EMAILS_PER_S:,} emails/s",
+            best_batch,
+            None if best_batch is None else best_batch >= BATCH_EMAILS_PER_S,
+            _disturbed(*batches),
+        ),
+        _at_most(
+            f"end to end p50 at {e2e['rate']:g} emails/s",
+            f"<= {E2E_P50_MS:g} ms",
+            e2e["latency_ms"]["p50"],
+            E2E_P50_MS,
+            _disturbed(e2e),
+        ),
+        _at_most(
+            "worker peak RSS",
+            f"<= {WORKER_RSS_MB:g} MB",
+            results["memory"]["worker_peak_rss_mb"],
+            WORKER_RSS_MB,
+            _disturbed(*drains, e2e),
+        ),
+    ]

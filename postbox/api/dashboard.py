@@ -1,0 +1,120 @@
+"""`/dashboard`: a live page of the queue for people, behind the same API keys.
+
+Server-rendered (Jinja) with one small static script that polls `/dashboard/api/overview`
+every 2 seconds and redraws: counts per state, throughput per minute, capacity advice, the
+cluster's processes, and the dead letters with retry and delete buttons. No build step, no
+third-party assets; the Content-Security-Policy allows only this origin's script and styles.
+Sign-in and CSRF: postbox/api/dashboard_auth.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from postbox.api.dashboard_auth import (
+    csrf_token,
+    ensure_secret,
+    matching_key,
+    require_csrf,
+    require_session,
+    sign_in,
+    sign_out,
+    signed_in,
+)
+from postbox.api.errors import NotFound
+from postbox.api.extension import state
+from postbox.api.queue_stats import build_stats
+from postbox.queue.job_ids import is_job_id
+from postbox.queue.stats import STATES
+
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+)
+DEAD_LETTERS_SHOWN = 50
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@bp.before_request
+def _secret() -> None:
+    ensure_secret()
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.update(_HEADERS)
+    return response
+
+
+@bp.get("/login")
+def login_form() -> ResponseReturnValue:
+    """The sign-in form."""
+    return render_template("login.html", error=None)
+
+
+@bp.post("/login")
+def login() -> ResponseReturnValue:
+    """Check the key typed in and start a session."""
+    key = matching_key(request.form.get("key", "").strip())
+    if key is None:
+        return render_template("login.html", error="That is not a valid API key."), 401
+    sign_in(key)
+    return redirect(url_for(".page"))
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """End the session."""
+    require_csrf()
+    sign_out()
+    return redirect(url_for(".login_form"))
+
+
+@bp.get("/")
+def page() -> ResponseReturnValue:
+    """The dashboard, with the numbers of the moment; the script keeps them fresh."""
+    if not signed_in():
+        return redirect(url_for(".login_form"))
+    return render_template("dashboard.html", stats=build_stats(), states=STATES, csrf=csrf_token())
+
+
+@bp.get("/api/overview")
+def overview() -> dict[str, Any]:
+    """Everything the page shows, in one call."""
+    require_session()
+    page = state().gateway.list_dead_letters(DEAD_LETTERS_SHOWN, None, 0, None)
+    return {"stats": build_stats(), "dead_letters": page.to_json()}
+
+
+@bp.post("/api/dead-letters/<email_id>/retry")
+def retry(email_id: str) -> tuple[dict[str, Any], int]:
+    """Requeue one dead letter (as `POST /v1/dead-letters/{id}/retry`)."""
+    require_session()
+    require_csrf()
+    if not (is_job_id(email_id) and state().gateway.retry_dead_letter(email_id)):
+        raise NotFound(f"No dead letter with id {email_id!r}.", {"id": ["Not a dead letter."]})
+    return {"id": email_id, "status": "queued"}, 202
+
+
+@bp.delete("/api/dead-letters/<email_id>")
+def discard(email_id: str) -> tuple[str, int]:
+    """Discard one dead letter (as `DELETE /v1/dead-letters/{id}`)."""
+    require_session()
+    require_csrf()
+    if not (is_job_id(email_id) and state().gateway.discard_dead_letter(email_id)):
+        raise NotFound(f"No dead letter with id {email_id!r}.", {"id": ["Not a dead letter."]})
+    return "", 204

@@ -1,0 +1,97 @@
+"""Dashboard sign-in: an API key typed once into a form, then a signed session cookie.
+
+The cookie is Flask's session, signed with SECRET_KEY or, without one, with a random secret
+that every API instance shares through Redis (made by the first that needs it), so a
+session works whichever process or instance answers. It holds the key's SHA-256 digest
+(never the key) and a CSRF token, is sent only to /dashboard paths, and is `HttpOnly` and
+`SameSite=Strict`. Every dashboard request checks that the digest is still a configured
+key: removing a key from API_KEYS ends its sessions.
+
+The dashboard's POST and DELETE calls must carry the session's CSRF token (the
+`X-CSRF-Token` header, or a `csrf` form field): another site can make a browser send the
+cookie but cannot read the token. /v1 ignores the session and takes Bearer keys only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+
+from flask import Flask, current_app, request, session
+
+from postbox.api.errors import Forbidden, Unauthorized
+from postbox.api.extension import state
+from postbox.config import ApiKey, key_digest
+
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+def configure_sessions(app: Flask, secret_key: str | None) -> None:
+    """Cookie settings for dashboard sessions; the secret is set now or on first use."""
+    app.config.update(
+        SESSION_COOKIE_NAME="postbox_session",
+        SESSION_COOKIE_PATH="/dashboard",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
+    if secret_key:
+        app.secret_key = secret_key
+
+
+def ensure_secret() -> None:
+    """Fetch (or create) the shared secret on a process's first dashboard request."""
+    if not current_app.secret_key:
+        current_app.secret_key = state().gateway.shared_secret()
+
+
+def matching_key(presented: str) -> ApiKey | None:
+    """The configured key `presented` is, compared in constant time against every key."""
+    digest = key_digest(presented)
+    found = None
+    for key in state().settings.api.api_keys:
+        if hmac.compare_digest(digest, key.digest):
+            found = key
+    return found
+
+
+def sign_in(key: ApiKey) -> None:
+    """Start a fresh session for `key` (a new CSRF token too)."""
+    session.clear()
+    session["key"] = key.digest
+    session["csrf"] = secrets.token_urlsafe(32)
+    session.permanent = True
+
+
+def sign_out() -> None:
+    """End the session."""
+    session.clear()
+
+
+def signed_in() -> bool:
+    """True when the session names a key that is still configured."""
+    digest = session.get("key")
+    if not isinstance(digest, str):
+        return False
+    keys = state().settings.api.api_keys
+    return any([hmac.compare_digest(digest, key.digest) for key in keys])
+
+
+def require_session() -> None:
+    """Raise `Unauthorized` unless signed in (for the dashboard's JSON calls)."""
+    if not signed_in():
+        raise Unauthorized("Sign in to the dashboard first.", {"session": ["Not signed in."]})
+
+
+def require_csrf() -> None:
+    """Raise `Forbidden` unless the request carries the session's CSRF token."""
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf") or ""
+    expected = session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Forbidden("Missing or wrong CSRF token.", {"X-CSRF-Token": ["Invalid."]})
+
+
+def csrf_token() -> str:
+    """The current session's CSRF token, for the page to send back."""
+    return str(session.get("csrf", ""))

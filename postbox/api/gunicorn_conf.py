@@ -1,0 +1,49 @@
+"""gunicorn hooks for the API; `postbox serve` passes `--config python:postbox.api.gunicorn_conf`.
+
+- Logging: set up here, in the arbiter before it forks, so every process logs in
+  LOG_FORMAT with the instance id; gunicorn's own error log goes through the same handler.
+- Metrics: each process writes to PROMETHEUS_MULTIPROC_DIR; when one exits, its files are
+  marked dead (live gauges stop counting it; counters keep their totals).
+- Cluster registry: each process registers once it has loaded the app, and leaves on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from prometheus_client.multiprocess import mark_process_dead
+
+from postbox.api.instance import start_heartbeat
+from postbox.config import load_settings
+from postbox.logs import secret_values, setup_logging
+from postbox.workers.metrics import MULTIPROC_ENV
+
+_settings = load_settings()
+setup_logging(
+    _settings.log_level, _settings.log_format, _settings.instance_id, secret_values(_settings)
+)
+
+
+def on_starting(server: Any) -> None:
+    """Send gunicorn's error log through the root handler set up above."""
+    error_log = logging.getLogger("gunicorn.error")
+    error_log.handlers[:] = []
+    error_log.propagate = True
+
+
+def post_worker_init(worker: Any) -> None:
+    """The process has loaded the app: register it in the cluster registry."""
+    start_heartbeat(worker.wsgi, worker.cfg.threads)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Leave the registry and release the process's connections."""
+    worker.wsgi.extensions["postbox"].gateway.close()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the arbiter: a process ended, so its live gauges no longer count."""
+    if os.environ.get(MULTIPROC_ENV):
+        mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,170 @@
+"""Capacity advice: what an operator should do, from the live numbers of the queue stats.
+
+Pure functions over `Figures` (no Redis), so each rule is unit-tested on made-up numbers.
+Every piece of advice names the figure that triggered it, its value and the threshold.
+
+The one rule with a duration, "waiting > 100 for 5 minutes", reads the waiting-count
+history that the processes' heartbeats sample into Redis every 10 s (postbox/queue/
+registry.py): the backlog counts as lasting when the samples cover the whole 5 minutes and
+none of them, nor the count now, is at or below 100. A burst that the workers clear within
+a few minutes is not a reason to add workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+WAITING_THRESHOLD = 100
+WAITING_SECONDS = 300
+# The oldest sample of the 5 minutes may be this much younger than the window's start.
+COVERAGE_SLACK_MS = 30_000
+FAILURE_RATE_PERCENT = 1.0
+# Below this many finished emails in the last minute a failure rate says little.
+MIN_FINISHED = 20
+SATURATION = 0.9
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The numbers the rules read, taken from one stats answer."""
+
+    now_ms: int
+    waiting: int
+    # (ms, waiting count) samples, any order.
+    waiting_history: list[tuple[int, int]]
+    sent_last_minute: int
+    failed_last_minute: int
+    live_workers: int
+    gone_processes: int
+    rate_limit_per_second: float | None
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One thing to do, and the figure behind it."""
+
+    code: str
+    message: str
+    figure: str
+    value: float
+    threshold: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry under `advice` in the stats."""
+        return asdict(self)
+
+
+def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | None) -> Figures:
+    """The figures of a `queue_stats` answer."""
+    cluster = stats["cluster"]
+    return Figures(
+        now_ms=now_ms,
+        waiting=stats["counts"]["waiting"],
+        waiting_history=[(s["at_ms"], s["waiting"]) for s in stats["waiting_history"]],
+        sent_last_minute=stats["throughput"]["sent"],
+        failed_last_minute=stats["throughput"]["failed"],
+        live_workers=cluster["roles"]["worker"]["processes"],
+        gone_processes=cluster["processes"]["gone"],
+        rate_limit_per_second=rate_limit_per_second,
+    )
+
+
+def advise(found: Figures) -> list[Advice]:
+    """Every rule that applies, most urgent first."""
+    rules = (_no_workers, _rate_limit_saturated, _add_workers, _check_relay, _processes_gone)
+    return [advice for rule in rules if (advice := rule(found)) is not None]
+
+
+def _no_workers(found: Figures) -> Advice | None:
+    if found.waiting == 0 or found.live_workers > 0:
+        return None
+    return Advice(
+        "no_workers",
+        f"{found.waiting} emails are waiting and no worker is running: start `postbox worker`.",
+        "waiting",
+        found.waiting,
+        0,
+    )
+
+
+def _rate_limit_saturated(found: Figures) -> Advice | None:
+    limit = found.rate_limit_per_second
+    if limit is None or not is_rate_limited(found):
+        return None
+    rate = round(found.sent_last_minute / 60, 2)
+    return Advice(
+        "rate_limit_saturated",
+        f"Rate limit saturated ({rate}/s sent, limit {limit:g}/s): the limit, not the "
+        "workers, bounds throughput. Raise EMAIL_RATE_LIMIT if the relay allows it; more "
+        "workers will not help.",
+        "sent_per_second",
+        rate,
+        round(limit * SATURATION, 2),
+    )
+
+
+def is_rate_limited(found: Figures) -> bool:
+    """True when emails wait while sends run at (nearly) the global rate limit."""
+    limit = found.rate_limit_per_second
+    return (
+        limit is not None
+        and found.waiting > 0
+        and found.sent_last_minute / 60 >= limit * SATURATION
+    )
+
+
+def _add_workers(found: Figures) -> Advice | None:
+    if found.live_workers == 0 or is_rate_limited(found):
+        return None
+    lowest = sustained_minimum(found.waiting_history, found.now_ms, WAITING_SECONDS)
+    if lowest is None or min(lowest, found.waiting) <= WAITING_THRESHOLD:
+        return None
+    return Advice(
+        "add_workers",
+        f"More than {WAITING_THRESHOLD} emails have been waiting for "
+        f"{WAITING_SECONDS // 60} minutes (never fewer than {lowest}): add workers.",
+        "waiting_min_5m",
+        lowest,
+        WAITING_THRESHOLD,
+    )
+
+
+def sustained_minimum(history: list[tuple[int, int]], now_ms: int, seconds: int) -> int | None:
+    """The lowest sampled count of the last `seconds`, or None when the samples do not
+    cover that span (too young a history, or sampling stopped)."""
+    start = now_ms - seconds * 1000
+    window = [(at, count) for at, count in history if at >= start]
+    if not window or min(at for at, _ in window) > start + COVERAGE_SLACK_MS:
+        return None
+    return min(count for _, count in window)
+
+
+def _check_relay(found: Figures) -> Advice | None:
+    finished = found.sent_last_minute + found.failed_last_minute
+    if finished < MIN_FINISHED:
+        return None
+    rate = round(100 * found.failed_last_minute / finished, 2)
+    if rate <= FAILURE_RATE_PERCENT:
+        return None
+    return Advice(
+        "check_relay",
+        f"{rate} % of the last minute's emails failed ({found.failed_last_minute} of "
+        f"{finished}): check the SMTP relay and the dead letters' reasons.",
+        "failure_rate_percent",
+        rate,
+        FAILURE_RATE_PERCENT,
+    )
+
+
+def _processes_gone(found: Figures) -> Advice | None:
+    if found.gone_processes == 0:
+        return None
+    return Advice(
+        "processes_gone",
+        f"{found.gone_processes} process(es) stopped sending heartbeats without leaving: "
+        "check for crashes or killed containers.",
+        "gone_processes",
+        found.gone_processes,
+        0,
+    )

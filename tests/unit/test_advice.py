@@ -1,0 +1,86 @@
+"""Capacity advice rules on made-up numbers (postbox/queue/advice.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from postbox.queue.advice import Figures, advise, sustained_minimum
+
+NOW = 1_000_000_000
+QUIET = Figures(
+    now_ms=NOW,
+    waiting=0,
+    waiting_history=[],
+    sent_last_minute=600,
+    failed_last_minute=0,
+    live_workers=2,
+    gone_processes=0,
+    rate_limit_per_second=None,
+)
+
+
+def history(counts: list[int], every_s: int = 10) -> list[tuple[int, int]]:
+    """Samples ending now, oldest first, `every_s` apart."""
+    start = NOW - (len(counts) - 1) * every_s * 1000
+    return [(start + i * every_s * 1000, count) for i, count in enumerate(counts)]
+
+
+def codes(figures: Figures) -> list[str]:
+    return [advice.code for advice in advise(figures)]
+
+
+def test_quiet_queue_needs_nothing() -> None:
+    assert advise(QUIET) == []
+
+
+def test_backlog_over_100_for_five_minutes_says_add_workers_with_the_lowest_count() -> None:
+    found = replace(QUIET, waiting=300, waiting_history=history([150 + i for i in range(31)]))
+    [advice] = advise(found)
+    assert advice.code == "add_workers"
+    assert advice.figure == "waiting_min_5m"
+    assert (advice.value, advice.threshold) == (150, 100)
+    assert "add workers" in advice.message
+
+
+def test_backlog_that_dipped_or_is_too_young_is_no_reason_to_add_workers() -> None:
+    dipped = [500] * 31
+    dipped[10] = 90
+    assert codes(replace(QUIET, waiting=300, waiting_history=history(dipped))) == []
+    young = history([500] * 12)  # two minutes of samples
+    assert codes(replace(QUIET, waiting=300, waiting_history=young)) == []
+    cleared_now = history([500] * 31)
+    assert codes(replace(QUIET, waiting=40, waiting_history=cleared_now)) == []
+
+
+def test_sustained_minimum_needs_samples_covering_the_window() -> None:
+    assert sustained_minimum(history([200] * 31), NOW, 300) == 200
+    assert sustained_minimum(history([200] * 31)[5:], NOW, 300) is None
+    assert sustained_minimum([], NOW, 300) is None
+
+
+def test_failure_rate_over_one_percent_says_check_the_relay() -> None:
+    [advice] = advise(replace(QUIET, sent_last_minute=190, failed_last_minute=10))
+    assert advice.code == "check_relay"
+    assert (advice.figure, advice.value, advice.threshold) == ("failure_rate_percent", 5.0, 1.0)
+    assert codes(replace(QUIET, sent_last_minute=990, failed_last_minute=10)) == []
+    # Too few emails to say anything.
+    assert codes(replace(QUIET, sent_last_minute=5, failed_last_minute=5)) == []
+
+
+def test_saturated_rate_limit_is_named_instead_of_more_workers() -> None:
+    found = replace(
+        QUIET,
+        waiting=5000,
+        waiting_history=history([4000] * 31),
+        sent_last_minute=6000,
+        rate_limit_per_second=100.0,
+    )
+    [advice] = advise(found)
+    assert advice.code == "rate_limit_saturated"
+    assert (advice.value, advice.threshold) == (100.0, 90.0)
+    assert "the limit, not the workers" in advice.message
+
+
+def test_waiting_emails_without_workers_and_gone_processes() -> None:
+    found = replace(QUIET, waiting=7, live_workers=0, gone_processes=1)
+    assert codes(found) == ["no_workers", "processes_gone"]
