@@ -31,7 +31,10 @@ COPY postbox /src/postbox
 RUN pip install --no-deps /src && rm -rf /src
 
 USER 10001:10001
-EXPOSE 8080
+# JSON log lines for the container's log collector; 8080 the API, 9100 the workers' metrics
+# (served when METRICS_PORT is set).
+ENV LOG_FORMAT=json
+EXPOSE 8080 9100
 
 # Liveness of the API (the worker has no HTTP port: docker-compose.yml disables this check
 # there). The slim image has no curl; python's urllib raises, so exits 1, on a non-2xx answer.

@@ -56,6 +56,8 @@ Postbox is running (development mode, loopback only).
   API        {base}/v1/emails
   Inbox      {base}/dev/inbox   (SMTP on 127.0.0.1:{smtp_port})
   Stats      {base}/v1/queue/stats
+  Dashboard  {base}/dashboard   (sign in with the API key)
+  API docs   {base}/docs
   Redis      {redis_url}   (private; its data goes when you stop)
   API key    {key}
 
