@@ -23,13 +23,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import redis as sync_redis
 
 from postbox.dev.ports import free_port
 from tests.conftest import SmtpServer
+from tests.integration.serving import Process as Instance
 from tests.support import API_KEY, wait_until
 from tests.unit.test_deploy_files import compose_service
 
@@ -45,24 +46,6 @@ STOP_TIMEOUT_SECONDS = 30
 
 
 @dataclass
-class Instance:
-    """One Postbox process standing in for one container."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes]
-    port: int | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-@dataclass
 class Topology:
     apis: list[Instance]
     workers: list[Instance]
@@ -75,6 +58,9 @@ def _start(
     `python -m postbox ...`, and its environment with local addresses."""
     command, environment = compose_service(service)
     assert command[0] == "postbox"
+    if "METRICS_PORT" in environment:
+        # Each container has its own 9100; local processes share one host.
+        environment = {**environment, "METRICS_PORT": str(free_port())}
     log_path = tmp_path / f"{name}.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
