@@ -34,16 +34,18 @@ def test_global_limit_holds_across_three_worker_processes(api, smtp_server, work
 
     # The moving window admits a send right before its SMTP transaction starts. The server
     # stamps MAIL FROM and the end of DATA a few ms later, and not always equally later: on a
-    # busy 2-core machine the spread reached ~20 ms. Windows 50 ms short of a second, of
-    # either stamp, must hold the limit; the run's length bounds the average rate.
+    # 2-core machine also running Redis, three workers and this server, a process descheduled
+    # between admission and MAIL shifts its sends by tens of ms (seen up to ~60 ms). Windows
+    # 100 ms short of a second, of either stamp, must hold the limit; the run's length (200
+    # sends at 20/s need at least 9 s) bounds the average rate exactly.
     started_at = [r.started_at for r in smtp_server.received]
     arrived_at = [r.at for r in smtp_server.received]
     print(
         f"busiest second: {_busiest_window(started_at)} transactions started, "
         f"{_busiest_window(arrived_at)} arrived"
     )
-    assert _busiest_window(started_at, 0.95) <= 20
-    assert _busiest_window(arrived_at, 0.95) <= 20
+    assert _busiest_window(started_at, 0.9) <= 20
+    assert _busiest_window(arrived_at, 0.9) <= 20
     assert elapsed >= 9
     stats = api.get("/v1/queue/stats").json
     assert stats["counts"]["failed"] == 0
@@ -63,7 +65,7 @@ def test_domain_limit_slows_only_its_domain(api, smtp_server, worker_factory):
     slow_done = time.time() - started
 
     slow = [r.started_at for r in smtp_server.received if "slow" in r.message["Subject"]]
-    assert _busiest_window(slow, 0.95) <= 2
+    assert _busiest_window(slow, 0.9) <= 2
     assert fast_done < 3
     assert slow_done >= 4
     assert api.get("/v1/queue/stats").json["counts"]["failed"] == 0
