@@ -16,7 +16,6 @@ from flask.typing import ResponseReturnValue
 
 from postbox.api.dashboard_auth import (
     csrf_token,
-    ensure_secret,
     matching_key,
     require_csrf,
     require_session,
@@ -47,11 +46,6 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-@bp.before_request
-def _secret() -> None:
-    ensure_secret()
 
 
 @bp.after_request

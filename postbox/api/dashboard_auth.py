@@ -18,7 +18,8 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import Flask, current_app, request, session
+from flask import Flask, Request, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from postbox.api.errors import Forbidden, Unauthorized
 from postbox.api.extension import state
@@ -27,8 +28,25 @@ from postbox.config import ApiKey, key_digest
 SESSION_LIFETIME = timedelta(hours=12)
 
 
+class DashboardSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened for /dashboard paths only.
+
+    Flask opens the session before any `before_request` hook runs, so the shared secret must
+    be in place here: a process whose first dashboard request carried a valid cookie would
+    otherwise see no session at all and send a signed-in user back to the login form.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith("/dashboard"):
+            return None
+        if not app.secret_key:
+            app.secret_key = app.extensions["postbox"].gateway.shared_secret()
+        return super().open_session(app, request)
+
+
 def configure_sessions(app: Flask, secret_key: str | None) -> None:
     """Cookie settings for dashboard sessions; the secret is set now or on first use."""
+    app.session_interface = DashboardSessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME="postbox_session",
         SESSION_COOKIE_PATH="/dashboard",
@@ -38,12 +56,6 @@ def configure_sessions(app: Flask, secret_key: str | None) -> None:
     )
     if secret_key:
         app.secret_key = secret_key
-
-
-def ensure_secret() -> None:
-    """Fetch (or create) the shared secret on a process's first dashboard request."""
-    if not current_app.secret_key:
-        current_app.secret_key = state().gateway.shared_secret()
 
 
 def matching_key(presented: str) -> ApiKey | None:

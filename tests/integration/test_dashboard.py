@@ -116,3 +116,18 @@ def test_dashboard_calls_need_a_session_and_a_csrf_token(server: Process, browse
     assert forged.status == 403
     # The session is for the dashboard only: /v1 still wants a Bearer key.
     assert page.request.get(f"{server.base_url}/v1/queue/stats").status == 401
+
+
+def test_a_session_is_honoured_by_a_process_that_has_not_served_the_dashboard_yet(
+    api_factory: Any, settings: Any
+) -> None:
+    """Flask opens the session before any hook runs: a fresh process must already know the
+    shared secret, or a signed-in user is sent back to the login form."""
+    first, second = api_factory(settings), api_factory(settings)
+    signed_in = first.client.post("/dashboard/login", data={"key": API_KEY})
+    assert signed_in.status_code == 302
+    cookie = first.client.get_cookie("postbox_session", path="/dashboard")
+    assert cookie is not None
+    second.client.set_cookie("postbox_session", cookie.value, path="/dashboard")
+    page = second.client.get("/dashboard/")
+    assert page.status_code == 200
