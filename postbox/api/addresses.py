@@ -69,11 +69,6 @@ def normalise_address(address: str) -> str:
     return full
 
 
-def is_international(address: str) -> bool:
-    """True for an address that needs SMTPUTF8 (its local part is not ASCII)."""
-    return not address.isascii()
-
-
 def _local_part(local: str) -> str:
     if not local.isascii():
         local = unicodedata.normalize("NFC", local)

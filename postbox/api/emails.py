@@ -12,7 +12,6 @@ from postbox.api.errors import BadRequest, Forbidden, IdempotencyConflict, NotFo
 from postbox.api.extension import state
 from postbox.api.rate_limit import charge_batch
 from postbox.api.schemas import load_batch, load_email
-from postbox.mime import needs_smtputf8
 from postbox.queue.contract import EmailRequest, EmailStatus
 from postbox.queue.job_ids import is_job_id
 from postbox.queue.producer import EnqueueResult, Outcome, PreparedEmail, prepare_email
@@ -26,7 +25,7 @@ def send_email() -> tuple[dict[str, Any], int]:
     """Enqueue one email: 202 when new, 200 for a duplicate, 409 for a reused key."""
     email_request = load_email(read_json_object(), state().settings.api.email_limits)
     check_sender(email_request)
-    prepared = _prepare(email_request, _idempotency_key())
+    prepared = prepare_email(email_request, _idempotency_key())
     [result] = state().gateway.enqueue([prepared])
     if result.outcome is Outcome.CONFLICT:
         raise IdempotencyConflict(
@@ -48,7 +47,7 @@ def send_batch() -> tuple[dict[str, Any], int]:
     items = load_batch(read_json_object(), state().settings.api.email_limits)
     _check_batch_senders([item["request"] for item in items])
     charge_batch(state().rate_limiter, len(items))
-    prepared = [_prepare(i["request"], i["idempotency_key"]) for i in items]
+    prepared = [prepare_email(i["request"], i["idempotency_key"]) for i in items]
     results = state().gateway.enqueue(prepared)
     statuses = _current_statuses(results)
     body = [
@@ -66,14 +65,6 @@ def get_email(email_id: str) -> dict[str, Any]:
     if view is None:
         raise NotFound(f"No email with id {email_id!r}.", {"id": ["Unknown email id."]})
     return view.to_json()
-
-
-def _prepare(email_request: EmailRequest, idempotency_key: str | None) -> PreparedEmail:
-    prepared = prepare_email(email_request, idempotency_key)
-    if needs_smtputf8(email_request):
-        # The message has UTF-8 headers; the worker must send it with SMTPUTF8.
-        prepared.data["smtputf8"] = True
-    return prepared
 
 
 def _check_batch_senders(requests: list[EmailRequest]) -> None:

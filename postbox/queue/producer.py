@@ -18,7 +18,13 @@ from typing import Any
 import redis.asyncio as redis
 from bullmq import Queue
 
-from postbox.mime import envelope_recipients, format_mailbox, message_id_for, render_message
+from postbox.mime import (
+    envelope_recipients,
+    format_mailbox,
+    message_id_for,
+    needs_smtputf8,
+    render_message,
+)
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData, EmailRequest
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
@@ -74,6 +80,9 @@ def prepare_email(
             "send_at": request["send_at"],
         },
     }
+    if needs_smtputf8(request):
+        # The message has UTF-8 headers; the worker must send it with SMTPUTF8.
+        data["smtputf8"] = True
     return PreparedEmail(job_id, request_fingerprint, data, _delay_ms(request["send_at"], now))
 
 
