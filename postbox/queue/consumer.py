@@ -1,9 +1,10 @@
-"""The consuming side of the queue: a tuned bullmq `Worker` behind a bullmq-free interface.
+"""The consuming side of the queue: a tuned bullmq worker behind a bullmq-free interface.
 
-Handlers see an `EmailJob` and raise Postbox errors; this module turns a permanent failure
-into bullmq's `UnrecoverableError` (no more attempts) and a `Postponed` into a delay that
-spends no attempt. The tuning follows ../shared/BULLMQ-NOTES.md: a pooled client shared by
-both of the worker's connections, and capabilities primed so sub-second blocks work.
+Handlers see an `EmailJob`, return a `Completion` and raise Postbox errors; this module turns
+a permanent failure into bullmq's `UnrecoverableError` (no more attempts) and a `Postponed`
+into a delay that spends no attempt. The tuning follows ../shared/BULLMQ-NOTES.md: a pooled
+client shared by both of the worker's connections, capabilities primed so sub-second blocks
+work, and the run loop of `slot_worker.py`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as redis
-from bullmq import Job, Worker
+from bullmq import Job
 from bullmq.custom_errors import DelayedError, UnrecoverableError
 
 from postbox.config import Settings
 from postbox.errors import DeliveryError, PermanentDeliveryError, PostboxError
 from postbox.logs import email_id
 from postbox.queue.contract import EmailJobData, failure_reason
+from postbox.queue.slot_worker import Completion, SlotWorker
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def jittered_exponential(attempts_made: int, kind: str, err: object, job: object
     return int(delay * 2 ** (attempts_made - 1) * random.uniform(0.5, 1.0))  # noqa: S311
 
 
-Handler = Callable[[EmailJob], Awaitable[dict[str, Any]]]
+Handler = Callable[[EmailJob], Awaitable[Completion]]
 
 
 class EmailConsumer:
@@ -75,12 +76,11 @@ class EmailConsumer:
     ) -> None:
         self._handler = handler
         worker_settings = settings.worker
-        self._worker = Worker(
+        self._worker = SlotWorker(
             settings.redis.queue_name,
             self._process,
             {
                 "connection": client,
-                "autorun": False,
                 "concurrency": worker_settings.concurrency,
                 "drainDelay": DRAIN_DELAY_SECONDS,
                 "lockDuration": worker_settings.lock_duration_ms,
@@ -127,7 +127,7 @@ class EmailConsumer:
         if self._run_task is not None:
             await self._run_task
 
-    async def _process(self, job: Job, token: str) -> dict[str, Any]:
+    async def _process(self, job: Job, token: str) -> Completion:
         # Each job runs in its own task: the id stays on this job's log lines only.
         email_id.set(job.id)
         email_job = EmailJob(

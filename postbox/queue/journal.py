@@ -3,8 +3,9 @@
 A job re-run after a worker crash (BullMQ's stalled-job check) or a retry reads it and sends
 only to recipients the relay has not accepted or refused for good, so a crash between the
 relay's answer and the job's completion sends nothing twice. The same write appends the
-attempt to the job's BullMQ log (`bull:<queue>:<id>:logs`, shown by Bull Board too): one
-round trip for both.
+attempt to the job's BullMQ log (`bull:<queue>:<id>:logs`, shown by Bull Board too). After a
+successful send the write travels in the job's completion pipeline, ahead of the completion
+itself: one round trip for the journal, the completion and the next job's fetch.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, cast
 import redis.asyncio as redis
 
 from postbox.queue.keys import PostboxKeys
+from postbox.queue.script_call import ScriptCall
 
 _ACCEPTED = "a:"
 _REJECTED = "r:"
@@ -68,6 +70,23 @@ class SendJournal:
         fields = await self._client.hgetall(self._keys.journal(job_id))
         return parse_entry(cast(dict[str, str], fields))  # decode_responses=True
 
+    def record_call(
+        self,
+        job_id: str,
+        accepted: dict[str, str],
+        rejected: dict[str, str],
+        attempt: dict[str, Any],
+    ) -> ScriptCall:
+        """The write that stores the relay's answers and the attempt, atomically, in one
+        call: to run now, or in the job's completion round trip."""
+        fields: list[str] = []
+        for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
+            for recipient, reply in replies.items():
+                fields += (prefix + recipient, reply)
+        keys = [self._keys.journal(job_id), attempt_log_key(self._queue_name, job_id)]
+        line = json.dumps(attempt, separators=(",", ":"))
+        return ScriptCall(self._record, keys, [self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
+
     async def record(
         self,
         job_id: str,
@@ -75,14 +94,8 @@ class SendJournal:
         rejected: dict[str, str],
         attempt: dict[str, Any],
     ) -> None:
-        """Store the relay's answers and the attempt, atomically, in one round trip."""
-        fields: list[str] = []
-        for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
-            for recipient, reply in replies.items():
-                fields += (prefix + recipient, reply)
-        keys = [self._keys.journal(job_id), attempt_log_key(self._queue_name, job_id)]
-        line = json.dumps(attempt, separators=(",", ":"))
-        await self._record(keys=keys, args=[self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
+        """Store the relay's answers and the attempt now."""
+        await self.record_call(job_id, accepted, rejected, attempt).run()
 
     async def record_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
         """Append an attempt that changed no recipient's state (a failure)."""

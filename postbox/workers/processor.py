@@ -16,6 +16,7 @@ from postbox.errors import TemporaryDeliveryError as Deferred
 from postbox.queue.consumer import EmailJob, Postponed
 from postbox.queue.contract import mail_options
 from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
+from postbox.queue.slot_worker import Completion
 from postbox.workers.circuit import RelayCircuit
 from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
@@ -47,9 +48,9 @@ class EmailProcessor:
         # Job runs that ended sent, failed or retried (not postponed), for the registry.
         self.processed = 0
 
-    async def process(self, job: EmailJob) -> dict[str, Any]:
-        """Deliver `job`; the returned dict becomes the job's result. Each run is counted
-        by how it ended (postponements where their reason is known, in `_send`)."""
+    async def process(self, job: EmailJob) -> Completion:
+        """Deliver `job`; the completion's result becomes the job's result. Each run is
+        counted by how it ended (postponements where their reason is known, in `_send`)."""
         self._metrics.in_progress.inc()
         try:
             result = await self._deliver(job)
@@ -71,13 +72,13 @@ class EmailProcessor:
         self.processed += 1
         self._metrics.outcome(outcome, reason)
 
-    async def _deliver(self, job: EmailJob) -> dict[str, Any]:
+    async def _deliver(self, job: EmailJob) -> Completion:
         entry = await self._journal.load(job.id) if job.ran_before else EMPTY
         pending = entry.pending(job.data["recipients"])
         if not pending:
             logger.info("Email %s was already accepted by the relay; completing", job.id)
             self._metrics.outcome("sent", "journal")
-            return self._result(entry, None)
+            return Completion(self._result(entry, None))
         result = await self._send(job, pending)
         return await self._settle(job, entry, pending, result)
 
@@ -114,22 +115,24 @@ class EmailProcessor:
 
     async def _settle(
         self, job: EmailJob, entry: JournalEntry, pending: list[str], result: SendResult
-    ) -> dict[str, Any]:
+    ) -> Completion:
         reply = result.reply
         accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
         rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
         deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
-        await self._journal.record(job.id, accepted, rejected, attempt)
+        journal_write = self._journal.record_call(job.id, accepted, rejected, attempt)
         entry = entry.merged(accepted, rejected)
-        if deferred:
-            raise Deferred("Recipients deferred: " + _listing(deferred))
-        if not entry.accepted:
+        if deferred or not entry.accepted:
+            await journal_write.run()
+            if deferred:
+                raise Deferred("Recipients deferred: " + _listing(deferred))
             raise PermanentDeliveryError("All recipients refused: " + _listing(rejected))
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
-        return self._result(entry, reply)
+        # Written in the completion's round trip, before the job completes.
+        return Completion(self._result(entry, reply), (journal_write,))
 
     def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)
