@@ -47,8 +47,9 @@ class Postponed(PostboxError):
 class EmailJob:
     """One job as a handler sees it.
 
-    `ran_before` is False only on a job's very first run: BullMQ counts every start (`ats`)
-    after handing the job out, so a re-run after a crash, retry or postponement sees > 0.
+    `ran_before` is False only on a job's very first run. BullMQ counts every start (`ats`),
+    this one included, before handing the job out: a first run sees 1, and a re-run after a
+    crash, retry, postponement or dead-letter requeue (which keeps `ats`) sees more.
     """
 
     id: str
@@ -135,7 +136,7 @@ class EmailConsumer:
             job.data,
             job.attemptsMade + 1,
             job.opts.get("attempts", 1),
-            ran_before=job.attemptsStarted > 0,
+            ran_before=job.attemptsStarted > 1,
         )
         try:
             return await self._handler(email_job)
