@@ -2,13 +2,20 @@
 
 The moving-window strategy is exact: no window of the limit's length ever holds more sends
 than the limit (a fixed window lets twice the limit through around a boundary; the sliding
-counter approximates). It costs one Lua call per limit per send, and none at all when no
-limit is configured. A send over a limit is postponed to when the window has room again,
-plus jitter so waiting jobs do not all wake at once; it spends no attempt.
+counter approximates). A send over a limit is postponed to when the window has room again,
+plus jitter so waiting jobs do not all wake at once; it spends no attempt. No limit
+configured costs nothing.
+
+Admission is a group commit: the sends of one process that reach a limit while its previous
+check is still in flight are admitted together by the next check, one Lua call stamping them
+all (`cost=n`). At full load, when a check costs most, the batches grow; at low load a check
+admits one send, as before. Each stamp still lands just before its send, so the window stays
+exact; a batch that does not fit whole is split at the room the window has left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterable
 
@@ -36,6 +43,7 @@ class SendRateLimiter:
             key_prefix=f"postbox:{settings.redis.queue_name}:rate",
         )
         self._limiter = MovingWindowRateLimiter(storage)
+        self._admissions: dict[tuple[RateLimitItem, str], _Admissions] = {}
 
     @property
     def enabled(self) -> bool:
@@ -51,13 +59,62 @@ class SendRateLimiter:
         if self._global is not None:
             checks.append((self._global, "global"))
         for item, key in checks:
-            if not await self._limiter.hit(item, key):
+            admissions = self._admissions.get((item, key))
+            if admissions is None:
+                admissions = _Admissions(self._limiter, item, key)
+                self._admissions[(item, key)] = admissions
+            if not await admissions.admit():
                 raise Postponed(await self._retry_at_ms(item, key), f"rate limit {item} ({key})")
 
     async def _retry_at_ms(self, item: RateLimitItem, key: str) -> int:
         stats = await self._limiter.get_window_stats(item, key)
         jitter = random.uniform(0, item.get_expiry())  # noqa: S311
         return int((stats.reset_time + jitter) * 1000)
+
+
+class _Admissions:
+    """Group commit for one limit: sends that wait while a check is in flight go together."""
+
+    def __init__(self, limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> None:
+        self._limiter = limiter
+        self._item = item
+        self._key = key
+        self._waiting: list[asyncio.Future[bool]] = []
+        self._checking: asyncio.Task[None] | None = None
+
+    async def admit(self) -> bool:
+        """True when this send fits in the window (and is counted), False when it does not."""
+        admitted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append(admitted)
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._check_while_waiting())
+        return await admitted
+
+    async def _check_while_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                room = await self._admit(len(batch))
+            except Exception as exc:  # Redis unreachable: each send's job sees the error
+                for admitted in batch:
+                    if not admitted.done():
+                        admitted.set_exception(exc)
+                continue
+            for index, admitted in enumerate(batch):
+                if not admitted.done():  # a send cancelled meanwhile leaves its stamp unused
+                    admitted.set_result(index < room)
+
+    async def _admit(self, count: int) -> int:
+        """Stamp up to `count` sends; returns how many fit."""
+        if await self._limiter.hit(self._item, self._key, cost=count):
+            return count
+        if count == 1:
+            return 0
+        stats = await self._limiter.get_window_stats(self._item, self._key)
+        room = min(int(stats.remaining), count)
+        if room > 0 and await self._limiter.hit(self._item, self._key, cost=room):
+            return room
+        return 0
 
 
 def _domains(recipients: Iterable[str]) -> list[str]:

@@ -1,0 +1,65 @@
+"""Group-commit admission: concurrent sends of one process share one check, and a check
+that does not fit whole admits exactly the room the window has left."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis as sync_redis
+import redis.asyncio as redis
+import uvloop
+
+from postbox.config import load_settings
+from postbox.queue.connection import worker_client
+from postbox.queue.consumer import Postponed
+from postbox.workers.rate_limit import SendRateLimiter
+
+
+def _limiter_outcomes(redis_url: str, limit: str, sends: int) -> list[bool | Postponed]:
+    """Run `sends` concurrent acquisitions in one process; True for each one admitted."""
+    settings = load_settings({"REDIS_URL": redis_url, "EMAIL_RATE_LIMIT": limit})
+
+    async def run() -> list[bool | Postponed]:
+        client: redis.Redis = worker_client(settings.redis, concurrency=sends)
+        limiter = SendRateLimiter(settings, client)
+
+        async def one(n: int) -> bool | Postponed:
+            try:
+                await limiter.acquire([f"user{n}@example.com"])
+            except Postponed as postponed:
+                return postponed
+            return True
+
+        try:
+            return list(await asyncio.gather(*(one(n) for n in range(sends))))
+        finally:
+            await client.aclose(close_connection_pool=True)
+
+    return uvloop.run(run())
+
+
+def _script_calls(client: sync_redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+
+def test_concurrent_sends_share_one_check(redis_url: str, redis_client: sync_redis.Redis) -> None:
+    before = _script_calls(redis_client)
+
+    outcomes = _limiter_outcomes(redis_url, "1000/minute", 50)
+
+    assert outcomes == [True] * 50
+    assert _script_calls(redis_client) - before <= 2
+    (window,) = redis_client.keys("postbox:*rate*")
+    assert redis_client.llen(window) == 50  # one stamp per send, none lost to batching
+
+
+def test_a_batch_larger_than_the_room_left_admits_exactly_the_room(redis_url: str) -> None:
+    outcomes = _limiter_outcomes(redis_url, "5/minute", 8)
+
+    assert outcomes.count(True) == 5
+    postponed = [p for p in outcomes if isinstance(p, Postponed)]
+    assert len(postponed) == 3
+    now_ms = time.time() * 1000
+    assert all(p.until_ms > now_ms for p in postponed)
