@@ -87,15 +87,32 @@ class Received:
 class RecordingHandler:
     """Answers per the test's `smtp_replies` marker and records what it accepted.
 
-    `rcpt` maps a recipient to a reply such as "550 5.1.1 no such user"; `data` is a list of
-    replies given to successive DATA commands before the server starts accepting.
+    `mail` is a reply to every MAIL command instead of "250 OK"; `rcpt` maps a recipient to a
+    reply such as "550 5.1.1 no such user"; `data` is a list of replies given to successive
+    DATA commands before the server starts accepting. The EHLO reply offers PIPELINING, as
+    real relays do, unless `pipelining` is False.
     """
 
+    mail_reply: str | None = None
+    pipelining: bool = True
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
     data_delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to a handler with this hook
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self,
@@ -105,6 +122,8 @@ class RecordingHandler:
         address: str,
         options: list[str],
     ) -> str:
+        if self.mail_reply:
+            return self.mail_reply
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         session.started_at = time.time()  # type: ignore[attr-defined]
@@ -170,6 +189,7 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
     replies = request.node.get_closest_marker("smtp_replies")
     delay = request.node.get_closest_marker("smtp_delay")
     handler = RecordingHandler(
+        mail_reply=replies.kwargs.get("mail") if replies else None,
         rcpt_replies=dict((replies.kwargs.get("rcpt") or {}) if replies else {}),
         data_replies=list((replies.kwargs.get("data") or []) if replies else []),
         data_delay=delay.args[0] if delay else 0.0,
