@@ -32,6 +32,9 @@ from postbox.config import load_settings
 from postbox.dev.ports import free_port
 
 API_QUEUE = "api"
+# A global send limit far above any drain rate here: it never postpones, so the drain shows
+# what checking it costs (a real deployment sets one to its relay's limit).
+FAR_RATE_LIMIT = "20000/second"
 
 
 def progress(message: str) -> None:
@@ -53,6 +56,10 @@ def _drains(setup: Setup, plan: Plan, tag: str) -> tuple[list[DrainResult], list
             continue
         progress(f"drain: postbox worker {label}, {len(emails):,} jobs")
         results.append(drain_postbox(setup, emails, label, processes))
+    progress(f"drain: postbox worker defaults with EMAIL_RATE_LIMIT={FAR_RATE_LIMIT}")
+    results.append(
+        drain_postbox(setup, emails, "rate-limited", None, EMAIL_RATE_LIMIT=FAR_RATE_LIMIT)
+    )
     return results, notes
 
 

@@ -137,11 +137,16 @@ def wait_finished(redis: BenchRedis, queue: str, total: int, timeout: float) -> 
 
 
 def drain_postbox(
-    setup: Setup, emails: list[PreparedEmail], label: str, processes: int | None
+    setup: Setup,
+    emails: list[PreparedEmail],
+    label: str,
+    processes: int | None,
+    **extra_env: str,
 ) -> DrainResult:
-    """Drain `emails` with `postbox worker` (its defaults, or `--processes N`)."""
+    """Drain `emails` with `postbox worker` (its defaults, or `--processes N`), with
+    `extra_env` added to its environment."""
     queue = f"drain-{label}"
-    env = postbox_env(setup.redis.url, queue, setup.sink.port)
+    env = postbox_env(setup.redis.url, queue, setup.sink.port, **extra_env)
     settings = load_settings(env)
     queues.fill_postbox(settings, emails, paused=True)
     args = [] if processes is None else ["--processes", str(processes)]
