@@ -175,6 +175,26 @@ CASES = [
     ),
     pytest.param(
         _raw(
+            '{"from": "a@example.com", "to": "b@example.com", "subject": "x", "text": "\\uDFFF"}',
+            400,
+            "bad_request",
+            "body",
+        ),
+        id="lone-low-surrogate-escape-in-upper-case",
+    ),
+    pytest.param(
+        _raw(
+            '{"emails": [{"from": "a@example.com", "to": "b@example.com", "subject": "x",'
+            ' "text": "t", "X\\ud83d": "y"}]}',
+            400,
+            "bad_request",
+            "body",
+            path="/v1/emails/batch",
+        ),
+        id="lone-surrogate-escape-in-a-batch-item-key",
+    ),
+    pytest.param(
+        _raw(
             '{"from": "a@example.com", "to": "b@example.com",'
             ' "subject": "one", "subject": "two", "text": "t"}',
             400,
