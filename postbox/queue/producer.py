@@ -29,6 +29,17 @@ from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData, Ema
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
 
+# One `SET key fingerprint EX ttl NX GET` per email, in one call: a pipeline of SETs cost the
+# API a command to encode and a reply to await (with its timeout) per email, ~10 % of intake.
+# Each reply is the fingerprint found, or nil (false in Lua) when the claim is new.
+CLAIM_SCRIPT = """
+local found = {}
+for i, key in ipairs(KEYS) do
+  found[i] = redis.call('SET', key, ARGV[2 * i - 1], 'EX', ARGV[2 * i], 'NX', 'GET')
+end
+return found
+"""
+
 
 class Outcome(StrEnum):
     """What enqueueing one email did."""
@@ -100,6 +111,7 @@ class EmailProducer:
         self._client = client
         self._keys = PostboxKeys(queue.name)
         self._window = dedup_window_seconds
+        self._claim_script = client.register_script(CLAIM_SCRIPT)
 
     async def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
         """Claim each email's id and enqueue every email that is not a conflict."""
@@ -116,17 +128,11 @@ class EmailProducer:
         ]
 
     async def _claim(self, emails: Sequence[PreparedEmail]) -> list[Outcome]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for email in emails:
-                ttl = self._window + email.delay_ms // 1000
-                pipe.set(
-                    self._keys.idempotency(email.job_id),
-                    email.fingerprint,
-                    ex=ttl,
-                    nx=True,
-                    get=True,
-                )
-            previous = await pipe.execute()
+        keys = [self._keys.idempotency(email.job_id) for email in emails]
+        args: list[str | int] = []
+        for email in emails:
+            args += (email.fingerprint, self._window + email.delay_ms // 1000)
+        previous = await self._claim_script(keys=keys, args=args)
         return [_outcome(email, found) for email, found in zip(emails, previous, strict=True)]
 
     async def _add(self, emails: list[PreparedEmail]) -> None:
