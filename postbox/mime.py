@@ -20,8 +20,9 @@ import binascii
 import secrets
 import string
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
+from functools import lru_cache
 
 from postbox.queue.contract import Attachment, EmailRequest, Mailbox
 
@@ -32,6 +33,11 @@ FOLD_AT = 78
 _SPECIALS = frozenset('()<>[]:;@\\,."')
 # Characters an RFC 2231 value may carry unescaped (a safe subset of attribute-char).
 _ATTRIBUTE_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
+# Quoted-printable lines are at most 76 characters, a soft break's "=" included (RFC 2045).
+QP_LINE = 76
+# Bytes quoted-printable carries as they are: printable ASCII but "=", tab, line feed.
+_QP_LITERAL = bytes([0x09, 0x0A, *range(0x20, 0x3D), *range(0x3E, 0x7F)])
+_QP_TRAILING = {" ": "=20", "\t": "=09"}
 # Base64 of 45 bytes is 60 characters: with "=?utf-8?b?" and "?=" an encoded word of 72.
 _ENCODED_WORD_BYTES = 45
 
@@ -86,10 +92,21 @@ def _headers(request: EmailRequest, message_id: str, date: datetime, utf8: bool)
     if request["reply_to"]:
         lines.append(_address_header("Reply-To", request["reply_to"], utf8))
     lines.append(_text_header("Subject", request["subject"], utf8))
-    lines.append(f"Date: {format_datetime(date)}")
+    lines.append(_date_header(date))
     lines.append(f"Message-ID: {message_id}")
     lines.extend(_text_header(name, value, utf8) for name, value in request["headers"].items())
     return lines
+
+
+def _date_header(date: datetime) -> str:
+    # Keyed by the offset too: equal moments in two time zones are equal datetimes.
+    return _formatted_date_header(date, date.utcoffset())
+
+
+@lru_cache(maxsize=64)
+def _formatted_date_header(date: datetime, offset: timedelta | None) -> str:
+    """The Date header; cached, as every email of a batch is accepted at the same moment."""
+    return f"Date: {format_datetime(date)}"
 
 
 def _address_header(name: str, boxes: Iterable[Mailbox], utf8: bool) -> str:
@@ -118,7 +135,7 @@ def _display_name(name: str, utf8: bool) -> list[str]:
         # space between the words (it keeps the white space between encoded words inside a
         # phrase). The API caps display names at 600 octets, so the word fits on one line.
         return [f"=?utf-8?b?{base64.b64encode(name.encode()).decode('ascii')}?="]
-    if any(char in _SPECIALS for char in name) or name != name.strip() or "  " in name:
+    if not _SPECIALS.isdisjoint(name) or name != name.strip() or "  " in name:
         escaped = name.replace("\\", "\\\\").replace('"', '\\"')
         return [f'"{escaped}"']
     return name.split(" ")
@@ -183,20 +200,50 @@ def _text_part(text: str, subtype: str) -> list[str]:
     if not normalised.endswith("\n"):
         normalised += "\n"
     if _is_7bit(normalised):
-        encoding, body = "7bit", normalised.split("\n")
+        encoding, body = "7bit", normalised
     else:
-        encoding = "quoted-printable"
-        encoded = binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
-        body = encoded.decode("ascii").split("\n")
-    # `body` ends with "": the part's final line break, kept before a boundary (whose own
+        encoding, body = "quoted-printable", _quoted_printable(normalised)
+    # `body` ends with a line break: the part's final one, kept before a boundary (whose own
     # CRLF the parser does not count as content) and ending the message otherwise.
-    return [content_type, f"Content-Transfer-Encoding: {encoding}", "", *body]
+    return [content_type, f"Content-Transfer-Encoding: {encoding}", "", body.replace("\n", CRLF)]
+
+
+def _quoted_printable(text: str) -> str:
+    """`text` (LF line ends) quoted-printable encoded, with LF line ends."""
+    if text.encode("utf-8").translate(None, _QP_LITERAL) or _has_lone_dot(text):
+        return binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    # Nothing to escape but white space ending a line: the common case of ASCII text with
+    # long lines (a paragraph per line, minified HTML) takes ~2 µs a kilobyte this way,
+    # against ~8 in the C codec (two passes, byte by byte).
+    return "\n".join([_soft_broken(line) for line in text.split("\n")])
+
+
+def _has_lone_dot(text: str) -> bool:
+    # `b2a_qp` escapes a line holding only ".", which ends an SMTP DATA transfer.
+    return text.startswith(".\n") or "\n.\n" in text
+
+
+def _soft_broken(line: str) -> str:
+    """One line of literal text as quoted-printable: its closing white space escaped, and
+    cut into pieces of 75 characters joined by soft breaks (an "=" ending the line)."""
+    escaped_end = ""
+    if line.endswith((" ", "\t")):
+        line, escaped_end = line[:-1], _QP_TRAILING[line[-1]]
+    if len(line) + len(escaped_end) <= QP_LINE:
+        return line + escaped_end
+    step = QP_LINE - 1
+    pieces = [line[start : start + step] for start in range(0, len(line), step)]
+    if len(pieces[-1]) + len(escaped_end) <= step:
+        pieces[-1] += escaped_end
+    else:
+        pieces.append(escaped_end)
+    return "=\n".join(pieces)
 
 
 def _is_7bit(text: str) -> bool:
     if not text.isascii() or "\x00" in text:
         return False
-    return all(len(line) <= MAX_LINE for line in text.split("\n"))
+    return len(text) <= MAX_LINE or all(len(line) <= MAX_LINE for line in text.split("\n"))
 
 
 def _attachment(attachment: Attachment) -> list[str]:

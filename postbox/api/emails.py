@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, request
@@ -47,7 +48,9 @@ def send_batch() -> tuple[dict[str, Any], int]:
     items = load_batch(read_json_object(), state().settings.api.email_limits)
     _check_batch_senders([item["request"] for item in items])
     charge_batch(state().rate_limiter, len(items))
-    prepared = [prepare_email(i["request"], i["idempotency_key"]) for i in items]
+    # One moment of acceptance for the whole batch (its Date header is then formatted once).
+    now = datetime.now(UTC)
+    prepared = [prepare_email(i["request"], i["idempotency_key"], now) for i in items]
     results = state().gateway.enqueue(prepared)
     statuses = _current_statuses(results)
     body = [

@@ -13,6 +13,8 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postbox.api.schemas import EmailSchema
 from postbox.mime import render_message
@@ -255,3 +257,45 @@ def test_render_message_uses_the_given_message_id_and_date():
     message = _parse(text)
     assert message["Message-ID"] == "<fixed@example.com>"
     assert message["Date"].datetime == ACCEPTED_AT
+
+
+def test_the_same_moment_in_two_time_zones_keeps_each_zone_in_the_date_header():
+    # Equal datetimes (the Date header is cached per moment) in other zones.
+    in_utc = render_message(_load(), "<a@example.com>", ACCEPTED_AT)
+    in_paris = render_message(
+        _load(), "<a@example.com>", ACCEPTED_AT.astimezone(timezone(timedelta(hours=1)))
+    )
+
+    assert _parse(in_utc)["Date"].datetime.utcoffset() == timedelta(0)
+    assert _parse(in_paris)["Date"].datetime.utcoffset() == timedelta(hours=1)
+
+
+# Text of long lines, most of it of what quoted-printable carries as it is, with the cases it
+# must escape now and then: white space ending a line, "=", a lone ".", controls, non-ASCII.
+_qp_text = st.builds(
+    "".join,
+    st.lists(
+        st.text("ab ", min_size=300, max_size=700)
+        | st.sampled_from([" ", "\t", "\n", "\r\n", "\n.\n", "=", "\x01", "é", "  \n"]),
+        min_size=1,
+        max_size=6,
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_qp_text)
+def test_a_quoted_printable_body_reads_back_exactly_in_lines_of_76_at_most(text: str):
+    message = _parse(_prepare(text=text).data["message"])
+    part = message.get_body(("plain",))
+    assert part is not None
+    assert _content(part) == _on_the_wire(text)
+    if part["Content-Transfer-Encoding"] == "quoted-printable" and set(text) <= set("ab \t\r\n"):
+        # Written by Postbox itself, not by binascii (which makes a line of 77 or 78 when
+        # it escapes white space just before a soft break).
+        assert max(len(line) for line in part.get_payload().split("\r\n")) <= 76
+
+
+def _on_the_wire(body: str) -> str:
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    return body if body.endswith("\n") else body + "\n"
