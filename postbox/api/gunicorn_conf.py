@@ -20,6 +20,8 @@ from postbox.config import load_settings
 from postbox.logs import secret_values, setup_logging
 from postbox.workers.metrics import MULTIPROC_ENV
 
+BATCH_PATH = "/v1/emails/batch"
+
 _settings = load_settings()
 setup_logging(
     _settings.log_level, _settings.log_format, _settings.instance_id, secret_values(_settings)
@@ -31,6 +33,22 @@ def on_starting(server: Any) -> None:
     error_log = logging.getLogger("gunicorn.error")
     error_log.handlers[:] = []
     error_log.propagate = True
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Close the connection after each batch, so the next one goes to a free process.
+
+    A keep-alive connection stays with the process that accepted it. A client posting
+    batches over a few connections could have them all on one process, which then works
+    alone while the others idle: measured with 4 connections and 2 processes, all 4 landed
+    on one process in about a third of the runs, at two thirds of the throughput. A new
+    connection is taken by whichever process gets to `accept` first, most often an idle
+    one; a batch is 100s of emails, so one connection more per batch costs nothing.
+    Single sends keep their connection: for them a new one would be a real cost.
+    """
+    worker.log.debug("%s %s", req.method, req.path)
+    if req.method == "POST" and req.path == BATCH_PATH:
+        req.force_close()
 
 
 def post_worker_init(worker: Any) -> None:
