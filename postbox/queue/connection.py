@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from postbox.config import RedisSettings
+from postbox.queue.hiredis_packing import pack_with_hiredis
 
 API_TIMEOUT_SECONDS = 2.0
 POOL_SIZE = 32
@@ -48,7 +49,7 @@ def api_client(settings: RedisSettings) -> redis.Redis:
         socket_timeout=API_TIMEOUT_SECONDS,
         decode_responses=True,
     )
-    return redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+    return redis.Redis(connection_pool=pack_with_hiredis(pool), retry=Retry(NoBackoff(), 1))
 
 
 def api_sync_pool(settings: RedisSettings) -> sync_redis.BlockingConnectionPool:
@@ -89,7 +90,7 @@ def worker_client(settings: RedisSettings, concurrency: int) -> redis.Redis:
     )
     retry = Retry(ExponentialBackoff(cap=2, base=0.1), 5)
     return redis.Redis(
-        connection_pool=pool,
+        connection_pool=pack_with_hiredis(pool),
         retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
     )
