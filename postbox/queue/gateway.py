@@ -33,7 +33,8 @@ from postbox.queue.stats import job_counts, queue_stats
 from postbox.queue.status import EmailView, lookup_email
 
 T = TypeVar("T")
-# A call makes a few Redis round trips, each bounded by the client's own timeout.
+# A call makes a few Redis round trips; past this bound it is cancelled (dropping its
+# connection) and the view answers 503. Reads have no timeout of their own (connection.py).
 CALL_TIMEOUT_SECONDS = API_TIMEOUT_SECONDS * 3
 
 
