@@ -96,10 +96,14 @@ def by_library(stacks: Counter[str]) -> Counter[str]:
 
 # The steps of one job, by the function that does each (samples anywhere below it count).
 _STEPS = (
-    ("take the next job (bullmq moveToActive)", "Worker.getNextJob ("),
+    ("take a job when idle (bullmq moveToActive)", "Worker.getNextJob ("),
+    ("read the send journal (re-runs only)", "SendJournal.load ("),
     ("send over SMTP (SmtpPool.send)", "SmtpPool.send ("),
-    ("write the send journal (SendJournal.record)", "SendJournal.record ("),
-    ("complete the job (bullmq moveToFinished)", "RedisBackend.moveToCompleted ("),
+    ("  of which rate limits (SendRateLimiter.acquire)", "SendRateLimiter.acquire ("),
+    (
+        "journal + complete + fetch next, one round trip (SlotWorker._complete)",
+        "SlotWorker._complete (",
+    ),
     ("log lines (logging)", "Logger._log ("),
 )
 
@@ -127,7 +131,8 @@ def summary(stacks: Counter[str], top: int) -> str:
     lines = [f"{total:,} busy samples at {SAMPLE_RATE}/s", "", "steps of a job:"]
     step_samples = steps(stacks)
     lines += [f"  {100 * n / total:5.1f}%  {label}" for label, n in step_samples]
-    rest = total - sum(n for _, n in step_samples)
+    # An indented step is part of the one above it.
+    rest = total - sum(n for label, n in step_samples if not label.startswith(" "))
     lines.append(f"  {100 * rest / total:5.1f}%  the rest: event loop, bullmq's run loop, parsing")
     lines += ["", "own time by library:"]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in by_library(stacks).most_common()]
