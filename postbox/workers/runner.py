@@ -42,7 +42,7 @@ class WorkerRunner:
         """Process jobs until SIGTERM/SIGINT, then shut down gracefully."""
         self._install_signal_handlers()
         settings = self._settings
-        client = worker_client(settings.redis, settings.worker.concurrency)
+        client = worker_client(settings.redis)
         pool = SmtpPool(settings.smtp, self._metrics)
         info = this_process(
             settings.instance_id, "worker", settings.worker.concurrency, settings.heartbeat_seconds

@@ -21,7 +21,7 @@ def _limiter_outcomes(redis_url: str, limit: str, sends: int) -> list[bool | Pos
     settings = load_settings({"REDIS_URL": redis_url, "EMAIL_RATE_LIMIT": limit})
 
     async def run() -> list[bool | Postponed]:
-        client: redis.Redis = worker_client(settings.redis, concurrency=sends)
+        client: redis.Redis = worker_client(settings.redis)
         limiter = SendRateLimiter(settings, client)
 
         async def one(n: int) -> bool | Postponed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import redis as sync_redis
 
+from postbox.queue.connection import POOL_SIZE
 from tests.support import email_payload, wait_until
 
 SCRIPT_COMMANDS = ("evalsha", "eval", "evalsha_ro", "eval_ro")
@@ -30,6 +31,10 @@ def test_a_busy_worker_makes_two_script_calls_per_email(
     per_email = (_script_calls(redis_client) - before) / 500
     print(f"busy worker: {per_email:.2f} script calls per email")
     assert per_email < 2.5
+    # Its 100 slots share a bounded pool; redis-py keeps every connection it opened.
+    worker_connections = [c for c in redis_client.client_list() if c["name"].startswith("bull:")]
+    print(f"busy worker: {len(worker_connections)} Redis connections")
+    assert len(worker_connections) <= POOL_SIZE
 
 
 def test_an_idle_worker_takes_trickling_emails_without_a_fetch_storm(
