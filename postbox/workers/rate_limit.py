@@ -15,7 +15,6 @@ exact; a batch that does not fit whole is split at the room the window has left.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Iterable
 
@@ -25,6 +24,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from postbox.config import Settings
+from postbox.group_commit import GroupCommit
 from postbox.queue.consumer import Postponed
 
 
@@ -79,30 +79,15 @@ class _Admissions:
         self._limiter = limiter
         self._item = item
         self._key = key
-        self._waiting: list[asyncio.Future[bool]] = []
-        self._checking: asyncio.Task[None] | None = None
+        self._checks: GroupCommit[None, bool] = GroupCommit(self._check)
 
     async def admit(self) -> bool:
         """True when this send fits in the window (and is counted), False when it does not."""
-        admitted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append(admitted)
-        if self._checking is None or self._checking.done():
-            self._checking = asyncio.create_task(self._check_while_waiting())
-        return await admitted
+        return await self._checks.submit(None)
 
-    async def _check_while_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                room = await self._admit(len(batch))
-            except Exception as exc:  # Redis unreachable: each send's job sees the error
-                for admitted in batch:
-                    if not admitted.done():
-                        admitted.set_exception(exc)
-                continue
-            for index, admitted in enumerate(batch):
-                if not admitted.done():  # a send cancelled meanwhile leaves its stamp unused
-                    admitted.set_result(index < room)
+    async def _check(self, sends: list[None]) -> list[bool]:
+        room = await self._admit(len(sends))
+        return [index < room for index in range(len(sends))]
 
     async def _admit(self, count: int) -> int:
         """Stamp up to `count` sends; returns how many fit."""
