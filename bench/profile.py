@@ -95,24 +95,24 @@ def by_library(stacks: Counter[str]) -> Counter[str]:
 
 
 # The steps of one job, by the function that does each (samples anywhere below it count).
-_STEPS = (
-    ("take a job when idle (bullmq moveToActive)", "Worker.getNextJob ("),
-    ("read the send journal (re-runs only)", "SendJournal.load ("),
-    ("send over SMTP (SmtpPool.send)", "SmtpPool.send ("),
-    ("  of which rate limits (SendRateLimiter.acquire)", "SendRateLimiter.acquire ("),
+_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("take a job when idle (bullmq moveToActive)", ("Worker.getNextJob (",)),
+    ("read the send journal (re-runs only)", ("SendJournal.load (",)),
+    ("send over SMTP (SmtpPool.send)", ("SmtpPool.send (",)),
+    ("  of which rate limits (SendRateLimiter.acquire)", ("SendRateLimiter.acquire (",)),
     (
-        "journal + complete + fetch next, one round trip (SlotWorker._complete)",
-        "SlotWorker._complete (",
+        "journal + complete + fetch next (SlotWorker._complete, shared pipelines _run_all)",
+        ("SlotWorker._complete (", "SlotWorker._run_all ("),
     ),
-    ("log lines (logging)", "Logger._log ("),
+    ("log lines (logging)", ("Logger._log (",)),
 )
 
 
 def steps(stacks: Counter[str]) -> list[tuple[str, int]]:
     """Samples under each step of a job's life."""
     return [
-        (label, sum(count for stack, count in stacks.items() if marker in stack))
-        for label, marker in _STEPS
+        (label, sum(n for stack, n in stacks.items() if any(m in stack for m in markers)))
+        for label, markers in _STEPS
     ]
 
 
