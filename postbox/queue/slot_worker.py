@@ -8,9 +8,10 @@ arrives: 72 script calls per email were measured at 200 emails/s with concurrenc
 Here each of the `concurrency` slots is one task that lives as long as the worker:
 - completing a job fetches the next one in the same Lua call (`moveToFinished` with
   fetchNext, as the Node worker does), so a busy slot makes one script call per job;
-- completions share pipelines (`postbox/group_commit.py`): those that come while one is in
-  flight go together in the next, each after its handler's own writes (the send journal), so
-  a busy worker needs few Redis connections and fewer round trips than emails;
+- completions share pipelines (`completions.py`): those that come while one is in flight go
+  together in the next, each after its handler's own writes (the send journal), so a busy
+  worker needs few Redis connections and fewer round trips than emails; a processed job is
+  never failed by its completion;
 - while the queue is drained, one slot blocks on Redis for all; a slot that gets a job wakes
   one idle slot, so a burst fans out and a lone arrival costs two fetches, not a hundred.
 Pausing, closing, locks and the stalled-job check are bullmq's own.
@@ -19,6 +20,7 @@ Pausing, closing, locks and the stalled-job check are bullmq's own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,10 +31,11 @@ from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError
 from bullmq.scripts import raw2NextJobData
 from bullmq.timer import Timer
-from redis.exceptions import NoScriptError
 
-from postbox.group_commit import GroupCommit
+from postbox.queue.completions import Completions
 from postbox.queue.script_call import ScriptCall
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
     def __init__(self, name: str, processor: Processor, opts: dict[str, Any]) -> None:
         super().__init__(name, processor, {**opts, "autorun": False})
         self._idle: deque[asyncio.Future[None]] = deque()
-        self._completions: GroupCommit[Sequence[ScriptCall], Any] = GroupCommit(self._run_all)
+        self._completions = Completions(self.client)
 
     async def run(self) -> None:
         """Run the slots until the worker closes."""
@@ -72,6 +75,11 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
                 slot.cancel()
             self.stalledCheckTimer.stop()
             await self.lockManager.close()
+
+    async def pause(self, do_not_wait_active: bool = True) -> None:
+        """Stop taking jobs; active ones carry on. (bullmq's wait for active jobs would wait
+        for the slots, which live as long as the worker.)"""
+        await super().pause(do_not_wait_active=True)
 
     async def close(self, force: bool = False) -> None:
         """Close as bullmq does, after waking idle slots so they can see it."""
@@ -99,10 +107,18 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
             self._idle.append(woken)
             await woken
             return None
-        job = await self.retryIfFailed(
-            lambda: self.getNextJob(token),
-            {"delay_in_ms": self.opts["runRetryDelay"], "only_emit_error": True},
-        )
+        try:
+            job = await self.retryIfFailed(
+                lambda: self.getNextJob(token),
+                {"delay_in_ms": self.opts["runRetryDelay"], "only_emit_error": True},
+            )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # pause() or close() cancelled the wait on Redis, not this slot (bullmq lets
+            # that through when the worker was resumed before the wait saw it).
+            return None
         if job is not None:
             self._wake(1)
         return job
@@ -119,48 +135,42 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
         self.jobs.add((job, token))
         self.lockManager.track_job(job.id, token, int(time.time() * 1000))
         try:
-            completion = await self.processor(job, token)
+            try:
+                completion = await self.processor(job, token)
+            except DelayedError:
+                return None
+            except Exception as err:
+                await self._fail(job, token, err)
+                return None
             if self.forceClosing:
                 return None
             return await self._complete(job, token, completion)
-        except DelayedError:
-            return None
-        except Exception as err:
-            await self._fail(job, token, err)
-            return None
         finally:
             self.jobs.discard((job, token))
             self.lockManager.untrack_job(job.id)
 
     async def _complete(self, job: Job, token: str, completion: Completion) -> Job | None:
+        """Complete a processed job; never fails it (see `completions.py`)."""
         fetch_next = not (self.closing or self.paused)
         remove = job.opts.get("removeOnComplete", False)
         scripts = self.scripts
         keys, args = scripts.moveToCompletedArgs(job, completion.result, remove, token, fetch_next)
         finish = ScriptCall(scripts.commands["moveToFinished"], keys, args)
-        raw = await self._completions.submit([*completion.writes, finish])
+        try:
+            raw = await self._completions.complete([*completion.writes, finish])
+        except Exception as exc:
+            logger.error("Job %s was processed but could not be completed: %s", job.id, exc)
+            return None
         if isinstance(raw, int) and raw < 0:
-            raise scripts.finishedErrors(
-                {"code": raw, "jobId": job.id, "command": "moveToFinished", "state": "active"}
-            )
+            # Completed by an earlier try of a replayed pipeline, or its lock expired and the
+            # stalled-job check gave it to another worker, whose re-run reads the journal.
+            error = scripts.finishedErrors({"code": raw, "jobId": job.id, "command": "complete"})
+            logger.warning("Job %s was processed; its completion was refused: %s", job.id, error)
+            return None
         job_data, job_id, limit_until, delay_until = raw2NextJobData(raw)
         return await self.nextJobFromJobData(
             job_data, job_id, limit_until or 0, delay_until or 0, token
         )
-
-    async def _run_all(self, groups: list[Sequence[ScriptCall]]) -> list[Any]:
-        """Every group's calls, in order, in one pipeline; per group, the result of its last
-        call or the first error among its calls."""
-        pipe = self.client.pipeline(transaction=False)
-        for calls in groups:
-            for call in calls:
-                call.queue(pipe)
-        results = await pipe.execute(raise_on_error=False)
-        outcomes, start = [], 0
-        for calls in groups:
-            outcomes.append(await _outcome(calls, results[start : start + len(calls)]))
-            start += len(calls)
-        return outcomes
 
     async def _fail(self, job: Job, token: str, err: Exception) -> None:
         try:
@@ -169,19 +179,3 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
             self.emit("failed", job, err)
         except Exception as exc:  # the job stays active; the stalled check returns it
             self.emit("error", exc, job)
-
-
-async def _outcome(calls: Sequence[ScriptCall], results: Sequence[Any]) -> Any:
-    """The last call's result, or the first error; a call whose script Redis no longer knew
-    (it restarted) is run again on its own, which loads the script."""
-    last: Any = None
-    for call, result in zip(calls, results, strict=True):
-        last = result
-        if isinstance(result, NoScriptError):
-            try:
-                last = await call.run()
-            except Exception as exc:
-                return exc
-        if isinstance(last, Exception):
-            return last
-    return last

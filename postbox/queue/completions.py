@@ -1,0 +1,87 @@
+"""Completing sent jobs in shared pipelines, riding out short Redis outages.
+
+A completion is a group of script calls: the processor's writes (the send journal), then
+bullmq's `moveToFinished`, which also takes the next job. Groups that come while a pipeline
+is in flight share the next one (`postbox/group_commit.py`); each gets its own outcome.
+
+By the time a job completes, its email has gone out, so nothing here may fail it:
+- a write that Redis refused does not undo a completion that went through (the job is done,
+  which is what the write was for); it is logged;
+- a transport error is retried with backoff: replaying a group is safe, since the journal
+  write sets the same fields again (its attempt log may get the line twice) and a
+  `moveToFinished` that already went through answers with an error code, not a second
+  completion;
+- whatever still fails is left to the stalled-job check, whose re-run finds the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import NoScriptError
+
+from postbox.group_commit import GroupCommit
+from postbox.queue.connection import UNAVAILABLE_ERRORS
+from postbox.queue.script_call import ScriptCall
+
+logger = logging.getLogger(__name__)
+
+# Seconds between tries of a completion while Redis is unreachable: about 9 s in all.
+RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
+
+
+class Completions:
+    """Runs completion groups for one worker process."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._commit: GroupCommit[Sequence[ScriptCall], Any] = GroupCommit(self._run_all)
+
+    async def complete(self, calls: Sequence[ScriptCall]) -> Any:
+        """The result of the group's last call (the completion); raises what it raised, or
+        the transport error that outlasted every retry."""
+        for delay in RETRY_DELAYS:
+            try:
+                return await self._commit.submit(calls)
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("Redis unavailable while completing a job (%s); retrying", exc)
+                await asyncio.sleep(delay)
+        return await self._commit.submit(calls)
+
+    async def _run_all(self, groups: list[Sequence[ScriptCall]]) -> list[Any]:
+        """Every group's calls, in order, in one pipeline; an outcome per group."""
+        pipe = self._client.pipeline(transaction=False)
+        for calls in groups:
+            for call in calls:
+                call.queue(pipe)
+        results = await pipe.execute(raise_on_error=False)
+        outcomes, start = [], 0
+        for calls in groups:
+            outcomes.append(await _outcome(calls, results[start : start + len(calls)]))
+            start += len(calls)
+        return outcomes
+
+
+async def _outcome(calls: Sequence[ScriptCall], results: Sequence[Any]) -> Any:
+    """The completion's result. A call whose script Redis did not know (first use, or after
+    a restart) runs again on its own, which loads it: writes first, then the completion."""
+    *writes, finish = calls
+    *write_results, finish_result = results
+    for call, result in zip(writes, write_results, strict=True):
+        outcome = await _alone(call) if isinstance(result, NoScriptError) else result
+        if isinstance(outcome, Exception):
+            logger.warning("Redis refused a write made before completing a job: %s", outcome)
+    if isinstance(finish_result, NoScriptError):
+        return await _alone(finish)
+    return finish_result
+
+
+async def _alone(call: ScriptCall) -> Any:
+    try:
+        return await call.run()
+    except Exception as exc:
+        return exc
