@@ -37,16 +37,26 @@ class GroupCommit(Generic[T, R]):
         return await answer
 
     async def _flush_while_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                results = await self._flush([item for item, _ in batch])
-            except Exception as exc:  # the whole round trip failed: so did each item
-                results = [exc] * len(batch)
-            for (_, answer), result in zip(batch, results, strict=True):
-                if answer.done():  # its caller was cancelled meanwhile
-                    continue
-                if isinstance(result, Exception):
-                    answer.set_exception(result)
-                else:
-                    answer.set_result(result)
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._flush([item for item, _ in batch])
+                except Exception as exc:  # the whole round trip failed: so did each item
+                    results = [exc] * len(batch)
+                _answer(batch, results)
+        finally:
+            # Cancelled itself (the loop is shutting down): no caller may wait forever.
+            for _, answer in [*batch, *self._waiting]:
+                answer.cancel()
+
+
+def _answer(batch: list[tuple[T, asyncio.Future[R]]], results: Sequence[R | Exception]) -> None:
+    for (_, answer), result in zip(batch, results, strict=True):
+        if answer.done():  # its caller was cancelled meanwhile
+            continue
+        if isinstance(result, Exception):
+            answer.set_exception(result)
+        else:
+            answer.set_result(result)
