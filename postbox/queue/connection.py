@@ -52,6 +52,10 @@ def api_client(settings: RedisSettings) -> redis.Redis:
         timeout=API_TIMEOUT_SECONDS,
         socket_connect_timeout=API_TIMEOUT_SECONDS,
         socket_timeout=None,
+        # Calls outside a view (the heartbeat, the CLI) have no caller's bound: keepalive
+        # ends a connection whose peer vanished.
+        socket_keepalive=True,
+        socket_keepalive_options=_KEEPALIVE,
         decode_responses=True,
     )
     return redis.Redis(connection_pool=pack_with_hiredis(pool), retry=Retry(NoBackoff(), 1))

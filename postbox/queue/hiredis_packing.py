@@ -11,6 +11,7 @@ from __future__ import annotations
 import redis.asyncio as redis
 from redis.connection import HiredisRespSerializer
 from redis.typing import EncodableT
+from redis.utils import HIREDIS_AVAILABLE
 
 _SERIALIZER = HiredisRespSerializer()
 
@@ -45,6 +46,8 @@ _REPLACEMENTS: dict[type[redis.connection.AbstractConnection], type] = {
 
 
 def pack_with_hiredis(pool: redis.ConnectionPool) -> redis.ConnectionPool:
-    """`pool`, making its connections (of the class its URL chose) pack with hiredis."""
-    pool.connection_class = _REPLACEMENTS.get(pool.connection_class, pool.connection_class)
+    """`pool`, making its connections (of the class its URL chose) pack with hiredis, when
+    hiredis is installed (requirements.txt pins it)."""
+    if HIREDIS_AVAILABLE:
+        pool.connection_class = _REPLACEMENTS.get(pool.connection_class, pool.connection_class)
     return pool
