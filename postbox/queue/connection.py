@@ -12,8 +12,7 @@ import socket
 
 import redis as sync_redis
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,7 +57,9 @@ def api_client(settings: RedisSettings) -> redis.Redis:
         socket_keepalive_options=_KEEPALIVE,
         decode_responses=True,
     )
-    return redis.Redis(connection_pool=pack_with_hiredis(pool), retry=Retry(NoBackoff(), 1))
+    # No retries: a command that fails answers 503 at once. (redis-py 8 keeps retries on the
+    # pool's connections; a `retry=` beside `connection_pool=` would be ignored.)
+    return redis.Redis(connection_pool=pack_with_hiredis(pool))
 
 
 def api_sync_pool(settings: RedisSettings) -> sync_redis.BlockingConnectionPool:
@@ -77,7 +78,9 @@ def api_sync_pool(settings: RedisSettings) -> sync_redis.BlockingConnectionPool:
 
 
 def worker_client(settings: RedisSettings) -> redis.Redis:
-    """A pooled client that rides out short Redis restarts with capped exponential retries.
+    """A pooled client without retries of its own: commands are not replayed blindly (a
+    replayed bullmq script could take a second job). Who needs to ride out a Redis restart
+    retries at a level that knows what is safe: bullmq's fetch loop, `completions.py`.
 
     It has no read timeout: arming one per command cost ~10 % of a worker's CPU (asyncio
     timeouts), and every blocking call the worker makes bounds itself. A peer that vanished
@@ -96,9 +99,4 @@ def worker_client(settings: RedisSettings) -> redis.Redis:
         socket_keepalive_options=_KEEPALIVE,
         decode_responses=True,
     )
-    retry = Retry(ExponentialBackoff(cap=2, base=0.1), 5)
-    return redis.Redis(
-        connection_pool=pack_with_hiredis(pool),
-        retry=retry,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
-    )
+    return redis.Redis(connection_pool=pack_with_hiredis(pool))
