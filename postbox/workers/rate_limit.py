@@ -33,8 +33,6 @@ class SendRateLimiter:
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         worker = settings.worker
-        self._global = parse(worker.rate_limit) if worker.rate_limit else None
-        self._domains = {domain: parse(limit) for domain, limit in worker.domain_rate_limits}
         storage = RedisStorage(
             "async+" + settings.redis.url,
             implementation="redispy",
@@ -42,8 +40,14 @@ class SendRateLimiter:
             connection_pool=client.connection_pool,  # type: ignore[arg-type]
             key_prefix=f"postbox:{settings.redis.queue_name}:rate",
         )
-        self._limiter = MovingWindowRateLimiter(storage)
-        self._admissions: dict[tuple[RateLimitItem, str], _Admissions] = {}
+        limiter = MovingWindowRateLimiter(storage)
+        self._global = (
+            _Limit(limiter, parse(worker.rate_limit), "global") if worker.rate_limit else None
+        )
+        self._domains = {
+            domain: _Limit(limiter, parse(limit), domain)
+            for domain, limit in worker.domain_rate_limits
+        }
 
     @property
     def enabled(self) -> bool:
@@ -55,25 +59,17 @@ class SendRateLimiter:
 
         Domain limits are taken first: a domain over its limit then costs the others nothing.
         """
-        checks = [(self._domains[d], d) for d in _domains(recipients) if d in self._domains]
+        checks = [self._domains[d] for d in _domains(recipients) if d in self._domains]
         if self._global is not None:
-            checks.append((self._global, "global"))
-        for item, key in checks:
-            admissions = self._admissions.get((item, key))
-            if admissions is None:
-                admissions = _Admissions(self._limiter, item, key)
-                self._admissions[(item, key)] = admissions
-            if not await admissions.admit():
-                raise Postponed(await self._retry_at_ms(item, key), f"rate limit {item} ({key})")
-
-    async def _retry_at_ms(self, item: RateLimitItem, key: str) -> int:
-        stats = await self._limiter.get_window_stats(item, key)
-        jitter = random.uniform(0, item.get_expiry())  # noqa: S311
-        return int((stats.reset_time + jitter) * 1000)
+            checks.append(self._global)
+        for limit in checks:
+            if not await limit.admit():
+                raise Postponed(await limit.retry_at_ms(), f"rate limit {limit}")
 
 
-class _Admissions:
-    """Group commit for one limit: sends that wait while a check is in flight go together."""
+class _Limit:
+    """One limit and its group commit: sends that wait while a check is in flight go
+    together."""
 
     def __init__(self, limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> None:
         self._limiter = limiter
@@ -81,9 +77,18 @@ class _Admissions:
         self._key = key
         self._checks: GroupCommit[None, bool] = GroupCommit(self._check)
 
+    def __str__(self) -> str:
+        return f"{self._item} ({self._key})"
+
     async def admit(self) -> bool:
         """True when this send fits in the window (and is counted), False when it does not."""
         return await self._checks.submit(None)
+
+    async def retry_at_ms(self) -> int:
+        """When the window has room again, plus jitter so waiting sends do not wake at once."""
+        stats = await self._limiter.get_window_stats(self._item, self._key)
+        jitter = random.uniform(0, self._item.get_expiry())  # noqa: S311
+        return int((stats.reset_time + jitter) * 1000)
 
     async def _check(self, sends: list[None]) -> list[bool]:
         room = await self._admit(len(sends))
