@@ -87,19 +87,9 @@ class SendJournal:
         line = json.dumps(attempt, separators=(",", ":"))
         return ScriptCall(self._record, keys, [self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
 
-    async def record(
-        self,
-        job_id: str,
-        accepted: dict[str, str],
-        rejected: dict[str, str],
-        attempt: dict[str, Any],
-    ) -> None:
-        """Store the relay's answers and the attempt now."""
-        await self.record_call(job_id, accepted, rejected, attempt).run()
-
     async def record_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
         """Append an attempt that changed no recipient's state (a failure)."""
-        await self.record(job_id, {}, {}, attempt)
+        await self.record_call(job_id, {}, {}, attempt).run()
 
 
 async def forget_rejections(client: redis.Redis, queue_name: str, job_id: str) -> None:

@@ -51,7 +51,8 @@ Processor = Callable[[Job, str], Awaitable[Completion]]
 
 
 class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
-    """A bullmq worker whose processor returns a `Completion`; build it with autorun off."""
+    """A bullmq worker whose processor returns a `Completion`; it starts when `run` is
+    awaited (never on its own, as bullmq's autorun would)."""
 
     def __init__(self, name: str, processor: Processor, opts: dict[str, Any]) -> None:
         super().__init__(name, processor, {**opts, "autorun": False})
