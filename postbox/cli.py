@@ -20,16 +20,15 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
-from postbox.errors import ConfigError
+from postbox.errors import ConfigError, InvalidCursor, QueueUnavailable
 from postbox.logs import secret_values, setup_logging
-from postbox.metrics_files import metrics_dirs
+from postbox.metrics import MULTIPROC_ENV, metrics_dirs, multiprocess_registry, serve_metrics
 from postbox.queue import dead_letters
-from postbox.queue.connection import UNAVAILABLE_ERRORS
+from postbox.queue.connection import redis_reachable
 from postbox.queue.contract import DEAD_LETTER_CLASSES
 from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
 from postbox.queue.job_ids import is_job_id
-from postbox.workers.metrics import MULTIPROC_ENV, multiprocess_registry, serve_metrics
-from postbox.workers.supervisor import ChildSpec, Supervisor
+from postbox.supervisor import ChildSpec, Supervisor
 
 T = TypeVar("T")
 GUNICORN_THREADS = 16
@@ -189,7 +188,7 @@ def dlq_list(limit: int, cursor: str | None, error_class: str | None, as_json: b
             settings,
             lambda queue: dead_letters.list_dead_letters(queue, limit, cursor, 0, error_class),
         )
-    except dead_letters.InvalidCursor as exc:
+    except InvalidCursor as exc:
         raise click.BadParameter(str(exc), param_hint="--cursor") from None
     if as_json:
         click.echo(json.dumps(page.to_json(), indent=2, ensure_ascii=False))
@@ -268,11 +267,10 @@ def _with_queue(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
             return await action(queue)
 
     try:
-        return asyncio.run(run())
-    except UNAVAILABLE_ERRORS as exc:
-        raise click.ClickException(
-            f"Redis at {settings.redis.safe_url} is unreachable: {type(exc).__name__}"
-        ) from exc
+        with redis_reachable():
+            return asyncio.run(run())
+    except QueueUnavailable as exc:
+        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
 
 
 def _each(

@@ -1,22 +1,40 @@
-"""Postbox's own exceptions.
+"""Every exception Postbox raises on its own, in one tree.
 
 PostboxError
-├── ConfigError          a setting in the environment is unusable
-├── QueueUnavailable     Redis cannot be reached (or answered too slowly)
-└── DeliveryError        one attempt to hand a message to the relay failed
-    ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
-    │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
-    └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
-        └── RelayMisconfigured   the relay cannot be used as configured (TLS required but
-                                 not offered, an untrusted certificate)
+├── ConfigError              a setting in the environment is unusable
+├── RedisServerError         no usable private redis-server could be started (dev, tests)
+├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
+├── InvalidCursor            a pagination cursor was not made by Postbox
+├── AddressError             a posted email address cannot be used
+├── Postponed                a job must run again later without spending an attempt
+├── AttemptFailed            an attempt failed and may be retried (handed to BullMQ)
+├── StaleConnection          a reused SMTP connection turned out to be closed by the relay
+├── DeliveryError            one attempt to hand a message to the relay failed
+│   ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
+│   │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
+│   └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
+│       └── RelayMisconfigured   the relay cannot be used as configured (TLS required but
+│                                not offered, an untrusted certificate)
+└── ApiError                 an HTTP answer with a JSON error body (status and code below)
+    ├── BadRequest               400 bad_request
+    ├── Unauthorized             401 unauthorized
+    ├── Forbidden                403 forbidden
+    ├── NotFound                 404 not_found
+    ├── IdempotencyConflict      409 idempotency_conflict
+    ├── UnsupportedMediaType     415 unsupported_media_type
+    ├── ValidationFailed         422 validation_error
+    └── RateLimited              429 rate_limited
 
 Each delivery error has an `error_class`: the word that starts a dead letter's reason
-("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by.
+("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by;
+`error_classes()` lists them from this tree, so no other module repeats them.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+FieldErrors = dict[str, Any]
 
 
 class PostboxError(Exception):
@@ -27,8 +45,36 @@ class ConfigError(PostboxError):
     """Raised when an environment variable holds a value Postbox cannot use."""
 
 
+class RedisServerError(PostboxError, RuntimeError):
+    """Raised when no usable redis-server can be started."""
+
+
 class QueueUnavailable(PostboxError):
     """Raised when Redis, which holds the queue, cannot be reached in time."""
+
+
+class InvalidCursor(PostboxError, ValueError):
+    """Raised when a pagination cursor was not made by Postbox."""
+
+
+class AddressError(PostboxError, ValueError):
+    """Raised when a posted address cannot be used."""
+
+
+class Postponed(PostboxError):
+    """Raised by a handler to run the job again at `until_ms` without spending an attempt."""
+
+    def __init__(self, until_ms: int, reason: str) -> None:
+        super().__init__(reason)
+        self.until_ms = until_ms
+
+
+class AttemptFailed(PostboxError):
+    """Raised to BullMQ for a failed attempt that may be retried; its text is the reason."""
+
+
+class StaleConnection(PostboxError):
+    """Raised when a reused SMTP connection turns out to be closed by the relay."""
 
 
 class DeliveryError(PostboxError):
@@ -64,3 +110,85 @@ class RelayMisconfigured(PermanentDeliveryError):
     where it is required, a certificate that does not verify): an operator must act."""
 
     error_class = "config"
+
+
+def error_classes() -> tuple[str, ...]:
+    """The `error_class` of every delivery error, the tree walked depth first."""
+    found: list[str] = []
+    pending: list[type[DeliveryError]] = [DeliveryError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls.error_class)
+        pending.extend(reversed(cls.__subclasses__()))
+    return tuple(dict.fromkeys(found))
+
+
+class ApiError(PostboxError):
+    """Raised by a view to answer with a JSON error."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        fields: FieldErrors | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    """Raised when the request cannot be read at all (bad JSON, bad header)."""
+
+
+class Unauthorized(ApiError):
+    """Raised when the request carries no valid API key."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """Raised when the API key is valid but may not do what was asked (send from a domain)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    """Raised when the resource asked for does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class IdempotencyConflict(ApiError):
+    """Raised when an idempotency key is reused with another payload."""
+
+    status = 409
+    code = "idempotency_conflict"
+
+
+class UnsupportedMediaType(ApiError):
+    """Raised when the body is not JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ValidationFailed(ApiError):
+    """Raised when the JSON is well formed but its content is not acceptable."""
+
+    status = 422
+    code = "validation_error"
+
+
+class RateLimited(ApiError):
+    """Raised when an API key has used up its rate limit; `headers` say when to retry."""
+
+    status = 429
+    code = "rate_limited"

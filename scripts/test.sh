@@ -7,4 +7,5 @@ bash scripts/setup.sh
 .venv/bin/ruff check postbox tests bench
 .venv/bin/ruff format --check postbox tests bench
 .venv/bin/mypy postbox
+.venv/bin/lint-imports
 exec .venv/bin/pytest "$@"

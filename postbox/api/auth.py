@@ -7,14 +7,13 @@ Logs name a key by its `key_id`, a prefix of its digest, never by the key.
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from flask import g, request
 
-from postbox.api.errors import Forbidden, Unauthorized
-from postbox.config import ApiKey, key_digest
-from postbox.queue.contract import EmailRequest
+from postbox.config import ApiKey, find_key, key_digest
+from postbox.errors import Forbidden, Unauthorized
+from postbox.message.types import EmailRequest
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +27,7 @@ def check_api_key(keys: tuple[ApiKey, ...]) -> None:
             "Send an API key as 'Authorization: Bearer <key>'.",
             {"Authorization": ["Missing or not a Bearer token."]},
         )
-    presented = key_digest(token.strip())
-    # Compare against every key, without stopping early, so timing says nothing about which.
-    found: ApiKey | None = None
-    for key in keys:
-        if hmac.compare_digest(presented, key.digest):
-            found = key
+    found = find_key(keys, key_digest(token.strip()))
     if found is None:
         raise Unauthorized("The API key is not valid.", {"Authorization": ["Unknown API key."]})
     g.api_key = found

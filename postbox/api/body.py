@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import request
 
-from postbox.api.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from postbox.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 
 # The body is strict UTF-8, which cannot hold a surrogate, so a lone one in the parsed JSON
 # comes from a \uD800-\uDFFF escape: only a body with such an escape needs the (costly)

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from postbox.api import dead_letters
 from postbox.api.dashboard_auth import (
     csrf_token,
     matching_key,
@@ -23,10 +24,8 @@ from postbox.api.dashboard_auth import (
     sign_out,
     signed_in,
 )
-from postbox.api.errors import NotFound
 from postbox.api.extension import state
 from postbox.api.queue_stats import build_stats
-from postbox.queue.job_ids import is_job_id
 from postbox.queue.stats import STATES
 
 bp = Blueprint(
@@ -99,9 +98,7 @@ def retry(email_id: str) -> tuple[dict[str, Any], int]:
     """Requeue one dead letter (as `POST /v1/dead-letters/{id}/retry`)."""
     require_session()
     require_csrf()
-    if not (is_job_id(email_id) and state().gateway.retry_dead_letter(email_id)):
-        raise NotFound(f"No dead letter with id {email_id!r}.", {"id": ["Not a dead letter."]})
-    return {"id": email_id, "status": "queued"}, 202
+    return dead_letters.requeue(email_id), 202
 
 
 @bp.delete("/api/dead-letters/<email_id>")
@@ -109,6 +106,5 @@ def discard(email_id: str) -> tuple[str, int]:
     """Discard one dead letter (as `DELETE /v1/dead-letters/{id}`)."""
     require_session()
     require_csrf()
-    if not (is_job_id(email_id) and state().gateway.discard_dead_letter(email_id)):
-        raise NotFound(f"No dead letter with id {email_id!r}.", {"id": ["Not a dead letter."]})
+    dead_letters.discard(email_id)
     return "", 204

@@ -21,9 +21,9 @@ from datetime import timedelta
 from flask import Flask, Request, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from postbox.api.errors import Forbidden, Unauthorized
 from postbox.api.extension import state
-from postbox.config import ApiKey, key_digest
+from postbox.config import ApiKey, find_key, key_digest
+from postbox.errors import Forbidden, Unauthorized
 
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -60,12 +60,7 @@ def configure_sessions(app: Flask, secret_key: str | None) -> None:
 
 def matching_key(presented: str) -> ApiKey | None:
     """The configured key `presented` is, compared in constant time against every key."""
-    digest = key_digest(presented)
-    found = None
-    for key in state().settings.api.api_keys:
-        if hmac.compare_digest(digest, key.digest):
-            found = key
-    return found
+    return find_key(state().settings.api.api_keys, key_digest(presented))
 
 
 def sign_in(key: ApiKey) -> None:
@@ -86,8 +81,7 @@ def signed_in() -> bool:
     digest = session.get("key")
     if not isinstance(digest, str):
         return False
-    keys = state().settings.api.api_keys
-    return any([hmac.compare_digest(digest, key.digest) for key in keys])
+    return find_key(state().settings.api.api_keys, digest) is not None
 
 
 def require_session() -> None:

@@ -8,10 +8,9 @@ from flask import Blueprint, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from postbox.api.body import read_json_object
-from postbox.api.errors import NotFound, ValidationFailed
 from postbox.api.extension import state
+from postbox.errors import InvalidCursor, NotFound, ValidationFailed
 from postbox.queue.contract import DEAD_LETTER_CLASSES
-from postbox.queue.dead_letters import InvalidCursor
 from postbox.queue.job_ids import is_job_id
 
 bp = Blueprint("dead_letters", __name__)
@@ -67,9 +66,7 @@ def list_dead_letters() -> dict[str, Any]:
 @bp.post("/dead-letters/<email_id>/retry")
 def retry_dead_letter(email_id: str) -> tuple[dict[str, Any], int]:
     """Requeue one failed email with a full attempt budget, same id and Message-ID."""
-    if not (is_job_id(email_id) and state().gateway.retry_dead_letter(email_id)):
-        raise _not_a_dead_letter(email_id)
-    return {"id": email_id, "status": "queued"}, 202
+    return requeue(email_id), 202
 
 
 @bp.post("/dead-letters/retry")
@@ -83,9 +80,21 @@ def retry_dead_letters() -> tuple[dict[str, Any], int]:
 @bp.delete("/dead-letters/<email_id>")
 def discard_dead_letter(email_id: str) -> tuple[str, int]:
     """Delete one failed email for good."""
+    discard(email_id)
+    return "", 204
+
+
+def requeue(email_id: str) -> dict[str, Any]:
+    """Requeue one dead letter (the API's and the dashboard's retry); 404 if it is none."""
+    if not (is_job_id(email_id) and state().gateway.retry_dead_letter(email_id)):
+        raise _not_a_dead_letter(email_id)
+    return {"id": email_id, "status": "queued"}
+
+
+def discard(email_id: str) -> None:
+    """Discard one dead letter (the API's and the dashboard's delete); 404 if it is none."""
     if not (is_job_id(email_id) and state().gateway.discard_dead_letter(email_id)):
         raise _not_a_dead_letter(email_id)
-    return "", 204
 
 
 def _not_a_dead_letter(email_id: str) -> NotFound:

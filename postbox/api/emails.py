@@ -9,11 +9,12 @@ from flask import Blueprint, request
 
 from postbox.api.auth import check_sender, sender_problem
 from postbox.api.body import read_json_object
-from postbox.api.errors import BadRequest, Forbidden, IdempotencyConflict, NotFound
 from postbox.api.extension import state
 from postbox.api.rate_limit import charge_batch
 from postbox.api.schemas import load_batch, load_email
-from postbox.queue.contract import EmailRequest, EmailStatus
+from postbox.errors import BadRequest, Forbidden, IdempotencyConflict, NotFound
+from postbox.message.types import EmailRequest
+from postbox.queue.contract import EmailStatus
 from postbox.queue.job_ids import is_job_id
 from postbox.queue.producer import EnqueueResult, Outcome, PreparedEmail, prepare_email
 

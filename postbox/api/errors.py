@@ -2,94 +2,22 @@
 
     {"error": {"code": "validation_error", "message": "...", "fields": {"to": ["..."]}}}
 
-Our own errors carry their status and code; marshmallow's `ValidationError`, werkzeug's
-`HTTPException` and `QueueUnavailable` are mapped here, and nothing else leaks a stack trace.
+Our own errors (`postbox.errors.ApiError` and its subclasses) carry their status and code;
+marshmallow's `ValidationError`, werkzeug's `HTTPException` and `QueueUnavailable` are
+mapped here, and nothing else leaks a stack trace.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
 
 from flask import Flask, Response, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from postbox.errors import PostboxError, QueueUnavailable
+from postbox.errors import ApiError, FieldErrors, QueueUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
-FieldErrors = dict[str, Any]
-
-
-class ApiError(PostboxError):
-    """Raised by a view to answer with a JSON error."""
-
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
-
-    def __init__(
-        self,
-        message: str,
-        fields: FieldErrors | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
-        self.headers = headers or {}
-
-
-class BadRequest(ApiError):
-    """Raised when the request cannot be read at all (bad JSON, bad header)."""
-
-
-class Unauthorized(ApiError):
-    """Raised when the request carries no valid API key."""
-
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(ApiError):
-    """Raised when the API key is valid but may not do what was asked (send from a domain)."""
-
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(ApiError):
-    """Raised when the resource asked for does not exist."""
-
-    status = 404
-    code = "not_found"
-
-
-class IdempotencyConflict(ApiError):
-    """Raised when an idempotency key is reused with another payload."""
-
-    status = 409
-    code = "idempotency_conflict"
-
-
-class UnsupportedMediaType(ApiError):
-    """Raised when the body is not JSON."""
-
-    status = 415
-    code = "unsupported_media_type"
-
-
-class ValidationFailed(ApiError):
-    """Raised when the JSON is well formed but its content is not acceptable."""
-
-    status = 422
-    code = "validation_error"
-
-
-class RateLimited(ApiError):
-    """Raised when an API key has used up its rate limit; `headers` say when to retry."""
-
-    status = 429
-    code = "rate_limited"
 
 
 def error_response(status: int, code: str, message: str, fields: FieldErrors | None) -> Response:

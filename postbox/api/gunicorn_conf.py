@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from postbox.api.instance import start_heartbeat
 from postbox.config import load_settings
 from postbox.logs import secret_values, setup_logging
-from postbox.workers.metrics import MULTIPROC_ENV
+from postbox.metrics import MULTIPROC_ENV
 
 BATCH_PATH = "/v1/emails/batch"
 

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_flask_exporter import PrometheusMetrics
 
 from postbox.errors import QueueUnavailable
-from postbox.workers.metrics import MULTIPROC_ENV, multiprocess_registry
+from postbox.metrics import MULTIPROC_ENV, multiprocess_registry
 
 
 class QueueDepthCollector(Collector):

@@ -1,7 +1,8 @@
 """`GET /openapi.json`: an OpenAPI 3 description of the API, built from the schemas.
 
-It is generated with apispec from the same marshmallow schemas that validate requests, so it
-cannot drift from them, and the fuzz tests (schemathesis) run against it. No key is needed
+It is generated with apispec from the same marshmallow schemas that validate requests (and
+from those of postbox/api/responses.py for the answers), so it cannot drift from them, and
+the fuzz tests (schemathesis) run against it. No key is needed
 to read it: it describes the API, it holds nothing about this instance.
 """
 
@@ -16,7 +17,8 @@ from flask import Blueprint
 from marshmallow import fields
 
 from postbox import __version__
-from postbox.api.openapi_operations import add_operations
+from postbox.api import responses
+from postbox.api.dead_letters import ListQuerySchema, RetryFilterSchema
 from postbox.api.schemas import (
     MAX_HEADERS,
     Base64Field,
@@ -28,6 +30,8 @@ from postbox.api.schemas import (
     MailboxField,
     MailboxListField,
 )
+from postbox.message.attachments import CONTENT_TYPE_PATTERN
+from postbox.message.header_text import SINGLE_LINE_PATTERN
 
 bp = Blueprint("openapi", __name__)
 
@@ -37,26 +41,42 @@ _ADDRESS = {
     "description": "user@example.com or Name <user@example.com>; IDN domains and "
     "non-ASCII local parts (sent with SMTPUTF8) are accepted.",
 }
-# One line of text: what `header_text.line_problem` lets through, as a JSON Schema pattern.
-_SINGLE_LINE = "^[^\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
 _SINGLE_LINE_FIELDS = frozenset({"filename", "idempotency_key"})
-_MIME_TYPE = "^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$"
 # An email needs a body: a non-empty text or html.
 _BODY_REQUIRED = [
     {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
     {"required": ["html"], "properties": {"html": {"type": "string", "minLength": 1}}},
 ]
-_ERROR_STATUSES = {
+_ERRORS = {
     "400": "The body or a header cannot be read (bad JSON, repeated key, bad header).",
     "401": "No valid API key.",
     "403": "The key may not send from this address.",
+    "404": "No such email or dead letter.",
     "409": "The idempotency key was used with another payload.",
     "413": "The body is larger than MAX_REQUEST_BYTES.",
     "415": "The body is not JSON.",
-    "422": "A field is invalid.",
+    "422": "A field or query parameter is invalid.",
     "429": "The key is over its rate limit; see Retry-After.",
     "503": "Redis is unreachable; retry.",
 }
+_SEND_ERRORS = ("400", "401", "403", "409", "413", "415", "422", "429", "503")
+_READ_ERRORS = ("400", "401", "429", "503")
+_EMAIL_ID = {
+    "in": "path",
+    "name": "email_id",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The email's id (`em_` and 64 hex digits).",
+}
+_RESPONSE_SCHEMAS = (
+    "Accepted",
+    "EmailStatus",
+    "DeadLetterPage",
+    "Requeued",
+    "RequeuedMany",
+    "QueueStats",
+    "Health",
+)
 
 
 @bp.get("/openapi.json")
@@ -80,11 +100,10 @@ def openapi_document() -> dict[str, Any]:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Email", schema=EmailSchema)
     spec.components.schema("Batch", schema=BatchSchema)
-    spec.components.schema("Accepted", _ACCEPTED)
     spec.components.schema("Error", _ERROR)
-    spec.path("/v1/emails", operations={"post": _send_operation()})
-    spec.path("/v1/emails/batch", operations={"post": _batch_operation()})
-    add_operations(spec)
+    for name in _RESPONSE_SCHEMAS:
+        spec.components.schema(name, schema=getattr(responses, f"{name}Schema"))
+    _add_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     for name in ("Email", "BatchItem"):
         document["components"]["schemas"][name]["anyOf"] = _BODY_REQUIRED
@@ -119,9 +138,9 @@ def _text_properties(field: fields.Field[Any]) -> dict[str, Any]:
     if isinstance(field, Base64Field):
         return {"format": "byte"}
     if isinstance(field, HeaderText) or field.name in _SINGLE_LINE_FIELDS:
-        return {"pattern": _SINGLE_LINE}
+        return {"pattern": SINGLE_LINE_PATTERN}
     if field.name == "content_type":
-        return {"pattern": _MIME_TYPE, "description": "Not multipart/* or message/*."}
+        return {"pattern": CONTENT_TYPE_PATTERN, "description": "Not multipart/* or message/*."}
     return {}
 
 
@@ -133,16 +152,6 @@ def _size_properties(field: fields.Field[Any]) -> dict[str, Any]:
     return {}
 
 
-_ACCEPTED = {
-    "type": "object",
-    "required": ["id", "message_id", "status", "duplicate"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^em_[0-9a-f]{64}$"},
-        "message_id": {"type": "string"},
-        "status": {"type": "string"},
-        "duplicate": {"type": "boolean"},
-    },
-}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -170,19 +179,40 @@ _BATCH_RESULT = {
 }
 
 
+def _add_paths(spec: APISpec) -> None:
+    spec.path("/v1/emails", operations={"post": _send_operation()})
+    spec.path("/v1/emails/batch", operations={"post": _batch_operation()})
+    spec.path("/v1/emails/{email_id}", operations={"get": _get_email()})
+    spec.path("/v1/queue/stats", operations={"get": _stats()})
+    spec.path("/v1/dead-letters", operations={"get": _list_dead_letters()})
+    spec.path("/v1/dead-letters/retry", operations={"post": _retry_all()})
+    spec.path("/v1/dead-letters/{email_id}/retry", operations={"post": _retry_one()})
+    spec.path("/v1/dead-letters/{email_id}", operations={"delete": _discard()})
+    spec.path("/healthz", operations={"get": _probe("The process is up.", ready=False)})
+    spec.path("/readyz", operations={"get": _probe("Redis answers.", ready=True)})
+
+
 def _json(schema: dict[str, Any] | str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else schema
     return {"application/json": {"schema": ref}}
 
 
-def _responses(accepted: dict[str, Any] | str) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "202": {"description": "Accepted and queued.", "content": _json(accepted)},
-        "200": {"description": "A duplicate: already accepted.", "content": _json(accepted)},
-    }
-    for status, description in _ERROR_STATUSES.items():
-        responses[status] = {"description": description, "content": _json("Error")}
-    return responses
+def _answers(
+    status: str, description: str, schema: dict[str, Any] | str | None, errors: tuple[str, ...]
+) -> dict[str, Any]:
+    """The responses of one operation: its success, then each error it can answer."""
+    answers: dict[str, Any] = {status: {"description": description}}
+    if schema:
+        answers[status]["content"] = _json(schema)
+    for code in errors:
+        answers[code] = {"description": _ERRORS[code], "content": _json("Error")}
+    return answers
+
+
+def _accepted(schema: dict[str, Any] | str) -> dict[str, Any]:
+    answers = _answers("202", "Accepted and queued.", schema, _SEND_ERRORS)
+    duplicate = {"description": "A duplicate: already accepted.", "content": _json(schema)}
+    return {"202": answers.pop("202"), "200": duplicate, **answers}
 
 
 def _send_operation() -> dict[str, Any]:
@@ -198,7 +228,7 @@ def _send_operation() -> dict[str, Any]:
             }
         ],
         "requestBody": {"required": True, "content": _json("Email")},
-        "responses": _responses("Accepted"),
+        "responses": _accepted("Accepted"),
     }
 
 
@@ -207,5 +237,70 @@ def _batch_operation() -> dict[str, Any]:
         "summary": "Send up to 500 emails",
         "operationId": "sendBatch",
         "requestBody": {"required": True, "content": _json("Batch")},
-        "responses": _responses(_BATCH_RESULT),
+        "responses": _accepted(_BATCH_RESULT),
     }
+
+
+def _get_email() -> dict[str, Any]:
+    return {
+        "summary": "Status of one email: attempts, last error, the relay's replies",
+        "operationId": "getEmail",
+        "parameters": [_EMAIL_ID],
+        "responses": _answers("200", "The email's status.", "EmailStatus", (*_READ_ERRORS, "404")),
+    }
+
+
+def _stats() -> dict[str, Any]:
+    return {
+        "summary": "Jobs per state, throughput, the cluster's processes, capacity advice",
+        "operationId": "queueStats",
+        "responses": _answers("200", "The queue's numbers.", "QueueStats", _READ_ERRORS),
+    }
+
+
+def _list_dead_letters() -> dict[str, Any]:
+    return {
+        "summary": "Failed emails, newest first, a page at a time",
+        "operationId": "listDeadLetters",
+        "parameters": [{"in": "query", "schema": ListQuerySchema}],
+        "responses": _answers("200", "One page.", "DeadLetterPage", (*_READ_ERRORS, "422")),
+    }
+
+
+def _retry_all() -> dict[str, Any]:
+    return {
+        "summary": "Requeue every dead letter, or those of one error class",
+        "operationId": "retryDeadLetters",
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": RetryFilterSchema}},
+        },
+        "responses": _answers(
+            "202", "How many were requeued.", "RequeuedMany", (*_READ_ERRORS, "415", "422")
+        ),
+    }
+
+
+def _retry_one() -> dict[str, Any]:
+    return {
+        "summary": "Requeue one dead letter with a full attempt budget",
+        "operationId": "retryDeadLetter",
+        "parameters": [_EMAIL_ID],
+        "responses": _answers("202", "Requeued.", "Requeued", (*_READ_ERRORS, "404")),
+    }
+
+
+def _discard() -> dict[str, Any]:
+    return {
+        "summary": "Discard one dead letter for good",
+        "operationId": "discardDeadLetter",
+        "parameters": [_EMAIL_ID],
+        "responses": _answers("204", "Discarded.", None, (*_READ_ERRORS, "404")),
+    }
+
+
+def _probe(description: str, ready: bool) -> dict[str, Any]:
+    answers = _answers("200", description, "Health", ())
+    if ready:
+        answers["503"] = {"description": "Redis is unreachable.", "content": _json("Health")}
+    return {"summary": description, "security": [], "responses": answers}

@@ -9,7 +9,6 @@ from flask import Blueprint
 
 from postbox.api.extension import state
 from postbox.queue.advice import advise, figures
-from postbox.workers.rate_limit import per_second
 
 bp = Blueprint("queue_stats", __name__)
 
@@ -24,12 +23,13 @@ def build_stats() -> dict[str, Any]:
     """The stats answer (also the dashboard's): the queue's numbers, the delivery settings,
     and the capacity advice computed from both."""
     settings = state().settings
+    rate_limit = settings.worker.rate_limit
     stats = state().gateway.stats()
     stats["settings"] = {
         "worker_concurrency": settings.worker.concurrency,
         "max_attempts": settings.worker.max_attempts,
-        "rate_limit": settings.worker.rate_limit,
-        "domain_rate_limits": dict(settings.worker.domain_rate_limits),
+        "rate_limit": str(rate_limit) if rate_limit else None,
+        "domain_rate_limits": {d: str(limit) for d, limit in settings.worker.domain_rate_limits},
         "dedup_window_seconds": settings.dedup_window_seconds,
     }
     smtp = settings.smtp
@@ -40,6 +40,6 @@ def build_stats() -> dict[str, Any]:
         "custom_ca": smtp.ca_file is not None,
         "config_error": stats["dead_letters"]["latest_config_error"],
     }
-    found = figures(stats, stats["at_ms"], per_second(settings.worker.rate_limit))
+    found = figures(stats, stats["at_ms"], rate_limit.per_second if rate_limit else None)
     stats["advice"] = [advice.to_json() for advice in advise(found)]
     return stats

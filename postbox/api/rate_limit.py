@@ -23,20 +23,19 @@ forks after the app is built), and fails as fast as the gateway: Redis down mean
 from __future__ import annotations
 
 import math
-import os
-import threading
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, g
-from limits import RateLimitItem, parse
+from limits import RateLimitItem
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from postbox.api.auth import current_key
-from postbox.api.errors import RateLimited, ValidationFailed
-from postbox.config import Settings
-from postbox.errors import QueueUnavailable
-from postbox.queue.connection import UNAVAILABLE_ERRORS, api_sync_pool
+from postbox.config import RedisSettings, Settings
+from postbox.errors import RateLimited, ValidationFailed
+from postbox.per_process import PerProcess
+from postbox.queue.connection import api_sync_pool, redis_reachable
+from postbox.queue.keys import PostboxKeys
 
 # (previous count, its seconds to live, current count, its seconds to live), as limits reads it.
 Window = tuple[int, float, int, float]
@@ -65,12 +64,8 @@ class ApiRateLimiter:
     """Counts each API key's requests (emails, for a batch) against one limit."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        limit = settings.api.rate_limit
-        self.item: RateLimitItem | None = parse(limit) if limit else None
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._storage: RedisStorage | None = None
+        self.item: RateLimitItem | None = settings.api.rate_limit
+        self._storage = PerProcess(lambda: _storage(settings.redis))
 
     @property
     def enabled(self) -> bool:
@@ -80,12 +75,10 @@ class ApiRateLimiter:
     def charge(self, key_id: str, cost: int) -> Quota:
         """Count `cost` for `key_id`; `RateLimited` (429) if that would go over the limit."""
         assert self.item is not None, "charge() needs a configured limit"
-        item, storage = self.item, self._get_storage()
-        try:
+        item, storage = self.item, self._storage.get()
+        with redis_reachable():
             allowed = SlidingWindowCounterRateLimiter(storage).hit(item, key_id, cost=cost)
             window = storage.get_sliding_window(item.key_for(key_id), item.get_expiry())
-        except UNAVAILABLE_ERRORS as exc:
-            raise QueueUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
         quota = _quota(item, window)
         if allowed:
             return quota
@@ -96,17 +89,13 @@ class ApiRateLimiter:
             {**quota.headers(), "Retry-After": str(max(1, math.ceil(wait)))},
         )
 
-    def _get_storage(self) -> RedisStorage:
-        with self._lock:
-            if self._storage is None or self._pid != os.getpid():
-                redis = self._settings.redis
-                self._storage = RedisStorage(
-                    redis.url,
-                    connection_pool=api_sync_pool(redis),
-                    key_prefix=f"postbox:{redis.queue_name}:api-rate",
-                )
-                self._pid = os.getpid()
-            return self._storage
+
+def _storage(settings: RedisSettings) -> RedisStorage:
+    return RedisStorage(
+        settings.url,
+        connection_pool=api_sync_pool(settings),
+        key_prefix=PostboxKeys(settings.queue_name).api_rate_prefix(),
+    )
 
 
 def _quota(item: RateLimitItem, window: Window) -> Quota:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from postbox.queue.contract import DEAD_LETTER_CLASSES, EmailStatus
+from postbox.queue.job_ids import JOB_ID_PATTERN
 
 _Str = fields.String
 _Int = fields.Integer
@@ -23,7 +24,7 @@ def _nullable(data_key: str | None = None) -> fields.String:
 class AcceptedSchema(Schema):
     """One accepted (or duplicate) email."""
 
-    id = _Str(required=True, validate=validate.Regexp(r"^em_[0-9a-f]{64}$"))
+    id = _Str(required=True, validate=validate.Regexp(JOB_ID_PATTERN))
     message_id = _Str(required=True)
     status = _Str(required=True)
     duplicate = fields.Boolean(required=True)

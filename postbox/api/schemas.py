@@ -20,12 +20,13 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from postbox.api.addresses import AddressError, parse_mailbox
-from postbox.api.attachments import attachment_problem, content_type_problem, decoded_size
 from postbox.api.fast_load import FastLoader
-from postbox.api.header_text import file_name_problem, line_problem
 from postbox.config import EmailLimits
-from postbox.queue.contract import EmailRequest, Mailbox
+from postbox.errors import AddressError
+from postbox.message.addresses import parse_mailbox
+from postbox.message.attachments import attachment_problem, content_type_problem, decoded_size
+from postbox.message.header_text import file_name_problem, line_problem
+from postbox.message.types import EmailRequest, Mailbox
 
 MAX_ATTACHMENTS = 20
 MAX_HEADERS = 50

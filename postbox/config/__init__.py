@@ -1,6 +1,6 @@
 """Configuration: every setting comes from the environment, read once by `load_settings`."""
 
-from postbox.config.api_keys import ApiKey, key_digest
+from postbox.config.api_keys import ApiKey, find_key, key_digest
 from postbox.config.settings import (
     ApiSettings,
     EmailLimits,
@@ -21,6 +21,7 @@ __all__ = [
     "SmtpSecurity",
     "SmtpSettings",
     "WorkerSettings",
+    "find_key",
     "key_digest",
     "load_settings",
 ]

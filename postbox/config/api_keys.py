@@ -11,6 +11,7 @@ named in logs and rate-limit counters by `key_id`, a short prefix of its digest.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 
@@ -42,6 +43,16 @@ class ApiKey:
 def key_digest(key: str) -> str:
     """The SHA-256 hex digest under which an API key is configured and compared."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def find_key(keys: tuple[ApiKey, ...], digest: str) -> ApiKey | None:
+    """The key whose digest is `digest`, compared in constant time against every key (no
+    early stop), so timing says nothing about which key, if any, matched."""
+    found: ApiKey | None = None
+    for key in keys:
+        if hmac.compare_digest(digest, key.digest):
+            found = key
+    return found
 
 
 def parse_api_keys(value: str) -> tuple[ApiKey, ...]:

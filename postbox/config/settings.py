@@ -16,7 +16,15 @@ from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from limits import RateLimitItem
+
 from postbox.config.api_keys import ApiKey, parse_api_keys
+from postbox.config.rate_limits import (
+    RateLimit,
+    parse_api_rate_limit,
+    parse_domain_rate_limits,
+    parse_rate_limit,
+)
 from postbox.errors import ConfigError
 
 T = TypeVar("T")
@@ -70,8 +78,8 @@ class WorkerSettings:
     lock_duration_ms: int = 30_000
     stalled_interval_ms: int = 30_000
     max_stalled_count: int = 5
-    rate_limit: str | None = None
-    domain_rate_limits: tuple[tuple[str, str], ...] = ()
+    rate_limit: RateLimit | None = None
+    domain_rate_limits: tuple[tuple[str, RateLimit], ...] = ()
     metrics_port: int | None = None
 
 
@@ -99,7 +107,7 @@ class ApiSettings:
     api_keys: tuple[ApiKey, ...] = ()
     max_request_bytes: int = 10 * 1024 * 1024
     dev_inbox_dir: str | None = None
-    rate_limit: str | None = None
+    rate_limit: RateLimitItem | None = None
     email_limits: EmailLimits = field(default_factory=EmailLimits)
     # Signs the dashboard's session cookie; without one, a random secret kept in Redis is
     # shared by every API instance (see postbox/api/dashboard_auth.py).
@@ -207,39 +215,6 @@ def _redis_url(value: str) -> str:
     return value
 
 
-def _rate_limit(value: str) -> str:
-    from limits import parse_many  # noqa: PLC0415  (kept local: only needed to validate)
-
-    try:
-        parse_many(value)
-    except ValueError:
-        raise ValueError("not a rate limit such as 100/second or 1000 per minute") from None
-    return value
-
-
-def _domain_rate_limits(value: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in value.split(","):
-        domain, sep, limit = item.strip().partition("=")
-        if not sep or not domain.strip():
-            raise ValueError(f"{item.strip()!r} is not domain=limit")
-        pairs.append((domain.strip().lower(), _rate_limit(limit.strip())))
-    return tuple(pairs)
-
-
-def _api_rate_limit(value: str) -> str | None:
-    """One limit (`100/second`), or `off`/`none` for no per-key limit."""
-    from limits import parse  # noqa: PLC0415  (kept local: only needed to validate)
-
-    if value.lower() in {"off", "none"}:
-        return None
-    try:
-        parse(value)
-    except ValueError:
-        raise ValueError("not a rate limit such as 100/second, or off") from None
-    return value
-
-
 def _blocked_types(value: str) -> frozenset[str]:
     """`exe,bat,application/x-msdownload`: extensions (a leading dot is optional) and types."""
     entries = {item.strip().lower().lstrip(".") for item in value.split(",")}
@@ -324,8 +299,8 @@ def _load_worker(env: _Env) -> WorkerSettings:
             "EMAIL_STALLED_INTERVAL_MS", defaults.stalled_interval_ms
         ),
         max_stalled_count=env.positive_int("EMAIL_MAX_STALLED_COUNT", defaults.max_stalled_count),
-        rate_limit=env.get("EMAIL_RATE_LIMIT", None, _rate_limit, "bad rate limit"),
-        domain_rate_limits=env.get("EMAIL_DOMAIN_RATE_LIMITS", (), _domain_rate_limits, "bad"),
+        rate_limit=env.get("EMAIL_RATE_LIMIT", None, parse_rate_limit, "bad rate limit"),
+        domain_rate_limits=env.get("EMAIL_DOMAIN_RATE_LIMITS", (), parse_domain_rate_limits, "bad"),
         metrics_port=env.get("METRICS_PORT", None, _port, "not a port"),
     )
 
@@ -339,7 +314,7 @@ def _load_api(env: _Env) -> ApiSettings:
         api_keys=env.get("API_KEYS", (), parse_api_keys, "bad API key list"),
         max_request_bytes=env.positive_int("MAX_REQUEST_BYTES", defaults.max_request_bytes),
         dev_inbox_dir=env.raw("POSTBOX_DEV_INBOX_DIR"),
-        rate_limit=env.get("API_RATE_LIMIT", None, _api_rate_limit, "bad rate limit"),
+        rate_limit=env.get("API_RATE_LIMIT", None, parse_api_rate_limit, "bad rate limit"),
         email_limits=_load_email_limits(env),
         secret_key=env.raw("SECRET_KEY"),
     )

@@ -12,12 +12,10 @@ import subprocess
 from pathlib import Path
 
 from postbox.dev.ports import free_port, wait_for_port
+from postbox.errors import RedisServerError
+from postbox.supervisor import stop_processes
 
 MINIMUM_VERSION = (7, 0, 8)
-
-
-class RedisServerError(RuntimeError):
-    """Raised when no usable redis-server can be started."""
 
 
 def redis_server_binary() -> str:
@@ -103,11 +101,5 @@ class RedisServer:
         """Stop the server (SIGKILL simulates a crash) and wait for it to exit."""
         if self._process is None:
             return
-        if self._process.poll() is None:
-            self._process.send_signal(sig)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_processes([self._process], timeout=10, sig=sig)
         self._process = None

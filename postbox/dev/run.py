@@ -23,7 +23,9 @@ import click
 from postbox.config.settings import redact_url
 from postbox.dev.inbox import DevInbox
 from postbox.dev.ports import port_is_free, wait_for_port
-from postbox.dev.redis_server import RedisServer, RedisServerError
+from postbox.dev.redis_server import RedisServer
+from postbox.errors import RedisServerError
+from postbox.supervisor import stop_processes
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ def run_dev(api_port: int, smtp_port: int | None) -> int:
             banner = _banner(api_port, inbox.port, redact_url(redis.url), key)
             return _supervise(serve, stop, api_port, banner)
         finally:
-            _stop_child(serve)
+            stop_processes([serve], timeout=30)
             inbox.stop()
             redis.stop()
             logger.info("Development run stopped; removed %s", tmp)
@@ -120,13 +122,3 @@ def _supervise(
             click.echo(f"postbox dev: the server exited with code {serve.returncode}", err=True)
             return serve.returncode or 1
     return 0
-
-
-def _stop_child(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

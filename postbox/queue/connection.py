@@ -1,4 +1,6 @@
-"""Redis clients for the two sides, tuned as ../shared/BULLMQ-NOTES.md measured.
+"""Every Redis client Postbox makes, and what "Redis is unreachable" means.
+
+Tuned as measured with bullmq 3.4.4 and redis-py 8 (postbox/queue/_engine/__init__.py).
 
 The API's client fails fast (one try, short connect and pool timeouts, each call bounded as
 a whole by the gateway) so a request answers 503 instead of hanging while Redis is away.
@@ -9,6 +11,8 @@ races one, and no timeout is armed per command).
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis as sync_redis
 import redis.asyncio as redis
@@ -18,7 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from postbox.config import RedisSettings
-from postbox.queue.hiredis_packing import pack_with_hiredis
+from postbox.errors import QueueUnavailable
+from postbox.queue._engine.hiredis_packing import pack_with_hiredis
 
 API_TIMEOUT_SECONDS = 2.0
 POOL_SIZE = 32
@@ -35,6 +40,16 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+@contextmanager
+def redis_reachable() -> Iterator[None]:
+    """Turn Redis being unreachable inside the block into `QueueUnavailable` (the API's 503,
+    the CLI's one-line error)."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise QueueUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
 
 
 def api_client(settings: RedisSettings) -> redis.Redis:

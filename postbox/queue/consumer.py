@@ -2,9 +2,9 @@
 
 Handlers see an `EmailJob`, return a `Completion` and raise Postbox errors; this module turns
 a permanent failure into bullmq's `UnrecoverableError` (no more attempts) and a `Postponed`
-into a delay that spends no attempt. The tuning follows ../shared/BULLMQ-NOTES.md: a pooled
-client shared by both of the worker's connections, capabilities primed so sub-second blocks
-work, and the run loop of `slot_worker.py`.
+into a delay that spends no attempt. The tuning (postbox/queue/_engine/__init__.py says
+what was measured): a pooled client shared by both of the worker's connections,
+capabilities primed so sub-second blocks work, and the run loop of `_engine/slot_worker.py`.
 """
 
 from __future__ import annotations
@@ -12,35 +12,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
 from bullmq import Job
 from bullmq.custom_errors import DelayedError, UnrecoverableError
 
 from postbox.config import Settings
-from postbox.errors import DeliveryError, PermanentDeliveryError, PostboxError
+from postbox.errors import AttemptFailed, DeliveryError, PermanentDeliveryError, Postponed
 from postbox.logs import email_id
+from postbox.queue._engine.script_call import ScriptCall
+from postbox.queue._engine.slot_worker import SlotWorker
 from postbox.queue.contract import EmailJobData, failure_reason
-from postbox.queue.slot_worker import Completion, SlotWorker
 
 logger = logging.getLogger(__name__)
 
 # How long an idle worker blocks on Redis before looking again; below the client's timeout.
 DRAIN_DELAY_SECONDS = 5
-
-
-class AttemptFailed(Exception):
-    """Raised to BullMQ for a failed attempt that may be retried; its text is the reason."""
-
-
-class Postponed(PostboxError):
-    """Raised by a handler to run the job again at `until_ms` without spending an attempt."""
-
-    def __init__(self, until_ms: int, reason: str) -> None:
-        super().__init__(reason)
-        self.until_ms = until_ms
 
 
 @dataclass(frozen=True)
@@ -57,6 +47,15 @@ class EmailJob:
     attempt: int
     max_attempts: int
     ran_before: bool
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A handler's success: the job's result, and writes that must reach Redis before the
+    job completes (the send journal), sent in order in the completion's round trip."""
+
+    result: dict[str, Any]
+    writes: Sequence[ScriptCall] = ()
 
 
 def jittered_exponential(attempts_made: int, kind: str, err: object, job: object) -> int:

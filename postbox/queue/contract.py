@@ -10,42 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
+from postbox.errors import error_classes
+
 JOB_NAME = "send-email"
 JOB_DATA_VERSION = 1
 # A custom BullMQ backoff type, computed by the worker's strategy (exponential with jitter).
 BACKOFF_TYPE = "postbox-jittered-exponential"
-
-
-class Mailbox(TypedDict):
-    """One address with an optional display name, as validated by the API."""
-
-    email: str
-    name: NotRequired[str]
-
-
-class Attachment(TypedDict):
-    """A file to attach; `content` is base64 as posted."""
-
-    filename: str
-    content: str
-    content_type: str
-
-
-class EmailRequest(TypedDict):
-    """A validated, normalised email as the API accepted it (the canonical message)."""
-
-    sender: Mailbox
-    to: list[Mailbox]
-    cc: list[Mailbox]
-    bcc: list[Mailbox]
-    reply_to: list[Mailbox]
-    subject: str
-    text: str | None
-    html: str | None
-    headers: dict[str, str]
-    attachments: list[Attachment]
-    tags: list[str]
-    send_at: str | None
 
 
 class EmailSummary(TypedDict):
@@ -122,8 +92,9 @@ def default_job_options(max_attempts: int, backoff_ms: int, keep_seconds: int) -
     }
 
 
-# The first word of a failed job's reason: why it is a dead letter.
-DEAD_LETTER_CLASSES = ("rejected", "config", "temporary", "unavailable", "stalled", "internal")
+# The first word of a failed job's reason: why it is a dead letter. `stalled` is BullMQ's
+# own: a job whose worker died too often.
+DEAD_LETTER_CLASSES = (*error_classes(), "stalled")
 
 
 def mail_options(data: EmailJobData) -> list[str]:

@@ -25,6 +25,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from postbox.config import RedisSettings
+from postbox.errors import InvalidCursor
 from postbox.queue.connection import api_client
 from postbox.queue.contract import split_failure_reason
 from postbox.queue.journal import forget_rejections
@@ -36,10 +37,6 @@ logger = logging.getLogger(__name__)
 SCAN_CHUNK = 200
 # Jobs retried or discarded concurrently by the bulk operations.
 BATCH_SIZE = 50
-
-
-class InvalidCursor(ValueError):
-    """Raised when a pagination cursor was not made by this module."""
 
 
 @dataclass(frozen=True)

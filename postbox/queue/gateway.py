@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
 import secrets
-import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -20,9 +18,14 @@ import redis.asyncio as redis
 from bullmq import Queue
 
 from postbox.config import Settings
-from postbox.errors import QueueUnavailable
+from postbox.per_process import PerProcess
 from postbox.queue import dead_letters
-from postbox.queue.connection import API_TIMEOUT_SECONDS, UNAVAILABLE_ERRORS, api_client
+from postbox.queue.connection import (
+    API_TIMEOUT_SECONDS,
+    UNAVAILABLE_ERRORS,
+    api_client,
+    redis_reachable,
+)
 from postbox.queue.contract import default_job_options
 from postbox.queue.dead_letters import DeadLetterPage
 from postbox.queue.keys import PostboxKeys
@@ -73,24 +76,16 @@ class QueueGateway:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._resources: _Resources | None = None
-
-    def _get(self) -> _Resources:
-        with self._lock:
-            if self._resources is None or self._pid != os.getpid():
-                self._resources = _Resources(self._settings)
-                self._pid = os.getpid()
-            return self._resources
+        self._resources = PerProcess(lambda: _Resources(settings))
 
     def _call(self, make: Callable[[_Resources], Awaitable[T]]) -> T:
-        resources = self._get()
+        resources = self._resources.get()
 
         async def run() -> T:
             return await make(resources)
 
-        return _unavailable_on_error(lambda: resources.loop.call(run(), CALL_TIMEOUT_SECONDS))
+        with redis_reachable():
+            return resources.loop.call(run(), CALL_TIMEOUT_SECONDS)
 
     def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
         """Enqueue `emails` (one `add`, or one `addBulk` for several)."""
@@ -120,7 +115,7 @@ class QueueGateway:
 
     def start_heartbeat(self, info: InstanceInfo, counts: Counts) -> None:
         """Keep this process's registry entry fresh, from the loop thread, until `close`."""
-        resources = self._get()
+        resources = self._resources.get()
         resources.member = info
         resources.heartbeat = resources.loop.spawn(resources.registry.run(info, counts))
 
@@ -150,9 +145,8 @@ class QueueGateway:
 
     def close(self) -> None:
         """Release this process's connections and stop its loop thread."""
-        with self._lock:
-            resources, self._resources = self._resources, None
-        if resources is not None and self._pid == os.getpid():
+        resources = self._resources.take()
+        if resources is not None:
             resources.loop.stop(_close(resources))
 
 
@@ -172,10 +166,3 @@ async def _close(resources: _Resources) -> None:
         with contextlib.suppress(*UNAVAILABLE_ERRORS):
             await resources.registry.leave(resources.member)
     await resources.client.aclose(close_connection_pool=True)
-
-
-def _unavailable_on_error(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except UNAVAILABLE_ERRORS as exc:
-        raise QueueUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc

@@ -8,12 +8,15 @@ one, the id is `em_` + SHA-256 of the canonical JSON of the message itself.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import orjson
 
-from postbox.queue.contract import EmailRequest
+from postbox.message.types import EmailRequest
 
 JOB_ID_PREFIX = "em_"
+JOB_ID_PATTERN = r"^em_[0-9a-f]{64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def canonical_json(request: EmailRequest) -> bytes:
@@ -38,9 +41,4 @@ def job_id_for(request_fingerprint: str, idempotency_key: str | None) -> str:
 
 def is_job_id(value: str) -> bool:
     """True when `value` has the shape of a Postbox job id (guards Redis key lookups)."""
-    digest = value.removeprefix(JOB_ID_PREFIX)
-    return (
-        value.startswith(JOB_ID_PREFIX)
-        and len(digest) == 64
-        and all(c in "0123456789abcdef" for c in digest)
-    )
+    return _JOB_ID.fullmatch(value) is not None

@@ -17,8 +17,8 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
+from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.script_call import ScriptCall
 
 _ACCEPTED = "a:"
 _REJECTED = "r:"
@@ -61,7 +61,6 @@ class SendJournal:
     def __init__(self, client: redis.Redis, queue_name: str, ttl_seconds: int) -> None:
         self._client = client
         self._keys = PostboxKeys(queue_name)
-        self._queue_name = queue_name
         self._ttl = ttl_seconds
         self._record = client.register_script(_RECORD)
 
@@ -83,7 +82,7 @@ class SendJournal:
         for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
             for recipient, reply in replies.items():
                 fields += (prefix + recipient, reply)
-        keys = [self._keys.journal(job_id), attempt_log_key(self._queue_name, job_id)]
+        keys = [self._keys.journal(job_id), self._keys.attempt_log(job_id)]
         line = json.dumps(attempt, separators=(",", ":"))
         return ScriptCall(self._record, keys, [self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
 
@@ -100,11 +99,6 @@ async def forget_rejections(client: redis.Redis, queue_name: str, job_id: str) -
     fields = [name for name in names if name.startswith(_REJECTED)]
     if fields:
         await client.hdel(key, *fields)
-
-
-def attempt_log_key(queue_name: str, job_id: str) -> str:
-    """BullMQ's log list of a job, removed by BullMQ together with the job."""
-    return f"bull:{queue_name}:{job_id}:logs"
 
 
 def parse_entry(fields: dict[str, str]) -> JournalEntry:

@@ -1,4 +1,5 @@
-"""Names of Postbox's own Redis keys, beside BullMQ's `bull:<queue>:*` keys."""
+"""Every Redis key name Postbox uses: its own `postbox:<queue>:*` keys, and the BullMQ keys
+(`bull:<queue>:*`) it reads or writes beside bullmq itself."""
 
 from __future__ import annotations
 
@@ -42,3 +43,19 @@ class PostboxKeys:
     def dashboard_secret(self) -> str:
         """The random secret that signs dashboard sessions when SECRET_KEY is not set."""
         return f"postbox:{self.queue_name}:dashboard:secret"
+
+    def send_rate_prefix(self) -> str:
+        """Prefix of the workers' send rate-limit counters (the `limits` package's keys)."""
+        return f"postbox:{self.queue_name}:rate"
+
+    def api_rate_prefix(self) -> str:
+        """Prefix of the API's per-key rate-limit counters."""
+        return f"postbox:{self.queue_name}:api-rate"
+
+    def bull(self, suffix: str) -> str:
+        """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
+        return f"bull:{self.queue_name}:{suffix}"
+
+    def attempt_log(self, job_id: str) -> str:
+        """BullMQ's log list of a job (the attempt history), removed by BullMQ with the job."""
+        return self.bull(f"{job_id}:logs")

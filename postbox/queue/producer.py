@@ -18,14 +18,15 @@ from typing import Any
 import redis.asyncio as redis
 from bullmq import Queue
 
-from postbox.mime import (
+from postbox.message.mime import (
     envelope_recipients,
     format_mailbox,
     message_id_for,
     needs_smtputf8,
     render_message,
 )
-from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData, EmailRequest
+from postbox.message.types import EmailRequest
+from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
 

@@ -110,7 +110,7 @@ class InstanceRegistry:
     def __init__(self, client: redis.Redis, queue_name: str, heartbeat_seconds: float) -> None:
         self._client = client
         self._keys = PostboxKeys(queue_name)
-        self._wait_list = f"bull:{queue_name}:wait"
+        self._wait_list = self._keys.bull("wait")
         self.heartbeat_seconds = heartbeat_seconds
         self._beat = client.register_script(_BEAT)
 

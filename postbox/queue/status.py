@@ -10,7 +10,7 @@ from typing import Any, cast
 from bullmq import Job, Queue
 
 from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
-from postbox.queue.journal import JournalEntry, attempt_log_key, parse_entry
+from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
 
 
@@ -74,8 +74,9 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
     if job is None:
         return None
     async with queue.client.pipeline(transaction=False) as pipe:
-        pipe.lrange(attempt_log_key(queue.name, job_id), 0, -1)
-        pipe.hgetall(PostboxKeys(queue.name).journal(job_id))
+        keys = PostboxKeys(queue.name)
+        pipe.lrange(keys.attempt_log(job_id), 0, -1)
+        pipe.hgetall(keys.journal(job_id))
         logs, journal = await pipe.execute()
     data: dict[str, Any] = job.data or {}
     status = status_from_state(state, job.attemptsMade, _ahead(data))

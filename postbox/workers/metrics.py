@@ -1,30 +1,18 @@
-"""Worker metrics for Prometheus, and the small HTTP server that exposes them on METRICS_PORT.
+"""The metrics a worker process updates, for Prometheus.
 
 One `WorkerMetrics` is made per worker process and handed to the processor and the SMTP
 pool (constructor arguments, no module globals). Counting stays in memory: a counter
-increment is a lock and an add, never a Redis round trip.
-
-Several worker processes under one supervisor (`postbox worker --processes N`, `postbox
-serve`) use prometheus_client's multiprocess mode: the supervisor sets
-PROMETHEUS_MULTIPROC_DIR for its children, each child writes its values to files there, and
-the supervisor serves the sum on METRICS_PORT (`serve_metrics`). A lone `postbox worker
---processes 1` serves its own registry the same way. Gauges use `livesum`: the sum over
-processes that are alive (the supervisor marks a dead child's files as dead).
+increment is a lock and an add, never a Redis round trip. How they are served, summed over
+processes, is postbox/metrics.py. Gauges use `livesum`: the sum over processes that are
+alive (the supervisor marks a dead child's files as dead).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # SMTP transactions take milliseconds on a local relay and seconds on a distant or slow one.
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class WorkerMetrics:
@@ -84,32 +72,3 @@ class WorkerMetrics:
 
 def _gauge(name: str, documentation: str, registry: CollectorRegistry) -> Gauge:
     return Gauge(name, documentation, multiprocess_mode="livesum", registry=registry)
-
-
-def exposition_registry(own: CollectorRegistry) -> CollectorRegistry:
-    """What to serve: the files of every process in multiprocess mode, else `own`."""
-    path = os.environ.get(MULTIPROC_ENV)
-    return multiprocess_registry(path) if path else own
-
-
-def multiprocess_registry(path: str) -> CollectorRegistry:
-    """A registry that sums the metric files that processes wrote to `path`."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
-    return registry
-
-
-@contextmanager
-def serve_metrics(host: str, port: int | None, registry: CollectorRegistry) -> Iterator[None]:
-    """Serve `registry` at http://host:port/metrics on a daemon thread, if a port is set."""
-    if port is None:
-        yield
-        return
-    server: WSGIServer
-    server, thread = start_http_server(port, host, registry=registry)
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

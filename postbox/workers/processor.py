@@ -11,12 +11,11 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from postbox.errors import DeliveryError, PermanentDeliveryError, RelayUnavailable
+from postbox.errors import DeliveryError, PermanentDeliveryError, Postponed, RelayUnavailable
 from postbox.errors import TemporaryDeliveryError as Deferred
-from postbox.queue.consumer import EmailJob, Postponed
+from postbox.queue.consumer import Completion, EmailJob
 from postbox.queue.contract import mail_options
 from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
-from postbox.queue.slot_worker import Completion
 from postbox.workers.circuit import RelayCircuit
 from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics

@@ -19,13 +19,14 @@ import random
 from collections.abc import Iterable
 
 import redis.asyncio as redis
-from limits import RateLimitItem, parse, parse_many
+from limits import RateLimitItem
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from postbox.config import Settings
+from postbox.errors import Postponed
 from postbox.group_commit import GroupCommit
-from postbox.queue.consumer import Postponed
+from postbox.queue.keys import PostboxKeys
 
 
 class SendRateLimiter:
@@ -38,31 +39,30 @@ class SendRateLimiter:
             implementation="redispy",
             # limits types **options narrowly; it passes connection_pool on to redis-py.
             connection_pool=client.connection_pool,  # type: ignore[arg-type]
-            key_prefix=f"postbox:{settings.redis.queue_name}:rate",
+            key_prefix=PostboxKeys(settings.redis.queue_name).send_rate_prefix(),
         )
         limiter = MovingWindowRateLimiter(storage)
-        self._global = (
-            _Limit(limiter, parse(worker.rate_limit), "global") if worker.rate_limit else None
-        )
+        self._global = [
+            _Limit(limiter, item, "global")
+            for item in (worker.rate_limit.items if worker.rate_limit else ())
+        ]
         self._domains = {
-            domain: _Limit(limiter, parse(limit), domain)
+            domain: [_Limit(limiter, item, domain) for item in limit.items]
             for domain, limit in worker.domain_rate_limits
         }
 
     @property
     def enabled(self) -> bool:
         """True when any limit is configured."""
-        return self._global is not None or bool(self._domains)
+        return bool(self._global or self._domains)
 
     async def acquire(self, recipients: Iterable[str]) -> None:
         """Count one send, or raise `Postponed` if a limit is reached.
 
         Domain limits are taken first: a domain over its limit then costs the others nothing.
         """
-        checks = [self._domains[d] for d in _domains(recipients) if d in self._domains]
-        if self._global is not None:
-            checks.append(self._global)
-        for limit in checks:
+        checks = [limit for d in _domains(recipients) for limit in self._domains.get(d, ())]
+        for limit in [*checks, *self._global]:
             if not await limit.admit():
                 raise Postponed(await limit.retry_at_ms(), f"rate limit {limit}")
 
@@ -109,10 +109,3 @@ class _Limit:
 
 def _domains(recipients: Iterable[str]) -> list[str]:
     return sorted({r.rpartition("@")[2].lower() for r in recipients})
-
-
-def per_second(limit: str | None) -> float | None:
-    """The sends per second that `limit` allows on average (the tightest of several)."""
-    if not limit:
-        return None
-    return min(item.amount / item.get_expiry() for item in parse_many(limit))

@@ -16,12 +16,13 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
 from postbox.config import Settings
+from postbox.metrics import exposition_registry, serve_metrics
 from postbox.queue.connection import worker_client
 from postbox.queue.consumer import EmailConsumer
 from postbox.queue.journal import SendJournal
 from postbox.queue.registry import InstanceRegistry, this_process
 from postbox.workers.circuit import RelayCircuit
-from postbox.workers.metrics import WorkerMetrics, exposition_registry, serve_metrics
+from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.processor import EmailProcessor
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SmtpPool

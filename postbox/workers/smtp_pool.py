@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from postbox.config import SmtpSecurity, SmtpSettings
+from postbox.errors import StaleConnection
 from postbox.workers.failures import classify
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.smtp_pipelining import send_pipelined
@@ -91,7 +92,7 @@ class SmtpPool:
                 return await self._send_on(
                     smtp, reused, sender, recipients, message, mail_options=mail_options
                 )
-            except _StaleConnection:
+            except StaleConnection:
                 # The relay closed this idle connection; nothing was sent on it.
                 smtp = await self._connect_or_raise()
                 return await self._send_on(
@@ -131,7 +132,7 @@ class SmtpPool:
         except aiosmtplib.SMTPServerDisconnected as exc:
             self._discard(smtp)
             if reused:
-                raise _StaleConnection from exc
+                raise StaleConnection from exc
             raise classify(exc) from exc
         except Exception as exc:
             self._discard(smtp)
@@ -198,7 +199,3 @@ class SmtpPool:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
-
-
-class _StaleConnection(Exception):
-    """A reused connection turned out to be closed by the relay."""

@@ -12,8 +12,8 @@ import uvloop
 
 from postbox.dev.ports import free_port
 from postbox.dev.redis_server import RedisServer
-from postbox.queue.completions import Completions
-from postbox.queue.script_call import ScriptCall
+from postbox.queue._engine.completions import Completions
+from postbox.queue._engine.script_call import ScriptCall
 
 WRITE = "redis.call('RPUSH', KEYS[1], ARGV[1])"
 REFUSED_WRITE = "return redis.error_reply('NOPE refused')"

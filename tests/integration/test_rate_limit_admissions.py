@@ -11,8 +11,8 @@ import redis.asyncio as redis
 import uvloop
 
 from postbox.config import load_settings
+from postbox.errors import Postponed
 from postbox.queue.connection import worker_client
-from postbox.queue.consumer import Postponed
 from postbox.workers.rate_limit import SendRateLimiter
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from postbox.api.addresses import AddressError, parse_mailbox
+from postbox.errors import AddressError
+from postbox.message.addresses import parse_mailbox
 
 
 @pytest.mark.parametrize(

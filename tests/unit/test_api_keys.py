@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from limits import parse
 
 from postbox.config import EmailLimits, key_digest, load_settings
 from postbox.config.api_keys import ApiKey, config_entry, new_key, parse_api_keys
@@ -84,7 +85,7 @@ def test_limit_settings_are_read(tmp_path):
         }
     )
 
-    assert settings.api.rate_limit == "100 per minute"
+    assert settings.api.rate_limit == parse("100 per minute")
     assert settings.api.email_limits.max_recipients == 5
     assert settings.api.email_limits.blocked_attachment_types == {
         "exe",

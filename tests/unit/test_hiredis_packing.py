@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as redis
 from redis.exceptions import DataError
 
-from postbox.queue.hiredis_packing import (
+from postbox.queue._engine.hiredis_packing import (
     HiredisConnection,
     HiredisSSLConnection,
     HiredisUnixConnection,

@@ -7,8 +7,8 @@ from email.headerregistry import HeaderRegistry
 
 import pytest
 
-from postbox.api.attachments import attachment_problem, content_type_problem, decoded_size
 from postbox.api.schemas import RESERVED_HEADERS, RESERVED_PREFIXES
+from postbox.message.attachments import attachment_problem, content_type_problem, decoded_size
 
 BLOCKED = frozenset({"exe", "js", "application/x-msdownload"})
 

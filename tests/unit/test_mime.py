@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postbox.api.schemas import EmailSchema
-from postbox.mime import render_message
-from postbox.queue.contract import EmailRequest
+from postbox.message.mime import render_message
+from postbox.message.types import EmailRequest
 from postbox.queue.producer import PreparedEmail, prepare_email
 from tests.support import email_payload
 

@@ -25,8 +25,8 @@ from marshmallow import ValidationError
 
 from postbox.api.schemas import load_email
 from postbox.config import EmailLimits
-from postbox.mime import needs_smtputf8
-from postbox.queue.contract import EmailRequest, Mailbox
+from postbox.message.mime import needs_smtputf8
+from postbox.message.types import EmailRequest, Mailbox
 from postbox.queue.producer import prepare_email
 
 ACCEPTED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -59,11 +59,11 @@ def test_values_from_the_environment_are_parsed():
     assert settings.worker.concurrency == 7
     assert settings.smtp.security is SmtpSecurity.STARTTLS
     assert settings.smtp.port == 587
-    assert settings.worker.rate_limit == "100/second"
-    assert settings.worker.domain_rate_limits == (
+    assert str(settings.worker.rate_limit) == "100/second"
+    assert [(d, str(limit)) for d, limit in settings.worker.domain_rate_limits] == [
         ("gmail.com", "20/second"),
         ("yahoo.com", "10/second"),
-    )
+    ]
     assert settings.api.api_key_digests == (key_digest(API_KEY), "ab" * 32)
     assert settings.api.port == 9000
 

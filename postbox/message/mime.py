@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 from functools import lru_cache
 
-from postbox.queue.contract import Attachment, EmailRequest, Mailbox
+from postbox.message.types import Attachment, EmailRequest, Mailbox
 
 CRLF = "\r\n"
 MAX_LINE = 998
@@ -38,6 +38,10 @@ QP_LINE = 76
 # Bytes quoted-printable carries as they are: printable ASCII but "=", tab, line feed.
 _QP_LITERAL = bytes([0x09, 0x0A, *range(0x20, 0x3D), *range(0x3E, 0x7F)])
 _QP_TRAILING = {" ": "=20", "\t": "=09"}
+# A display name that needs encoding is written as one encoded word (`_display_name`): 600
+# octets of UTF-8 make one of 812 characters, which fits on a header line with room to
+# spare. The API refuses longer names (postbox/message/addresses.py).
+MAX_DISPLAY_NAME_OCTETS = 600
 # Base64 of 45 bytes is 60 characters: with "=?utf-8?b?" and "?=" an encoded word of 72.
 _ENCODED_WORD_BYTES = 45
 
@@ -133,7 +137,7 @@ def _display_name(name: str, utf8: bool) -> list[str]:
         # One encoded word, as the standard library writes it, even past RFC 2047's 75
         # characters: split into several, the name reads back from Python's parser with a
         # space between the words (it keeps the white space between encoded words inside a
-        # phrase). The API caps display names at 600 octets, so the word fits on one line.
+        # phrase). MAX_DISPLAY_NAME_OCTETS keeps the word on one line.
         return [f"=?utf-8?b?{base64.b64encode(name.encode()).decode('ascii')}?="]
     if not _SPECIALS.isdisjoint(name) or name != name.strip() or "  " in name:
         escaped = name.replace("\\", "\\\\").replace('"', '\\"')

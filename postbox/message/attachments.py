@@ -12,14 +12,15 @@ from __future__ import annotations
 import mimetypes
 import re
 
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
+CONTENT_TYPE_PATTERN = r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$"
+_CONTENT_TYPE = re.compile(CONTENT_TYPE_PATTERN)
 _CONTAINER_TYPES = ("multipart/", "message/")
 DEFAULT_TYPE = "application/octet-stream"
 
 
 def content_type_problem(content_type: str) -> str | None:
     """Why `content_type` cannot be declared for an attachment, or None."""
-    if not _CONTENT_TYPE.match(content_type):
+    if not _CONTENT_TYPE.fullmatch(content_type):
         return "Not a MIME type such as application/pdf."
     if content_type.lower().startswith(_CONTAINER_TYPES):
         return "multipart/* and message/* types cannot be attachments; use another type."

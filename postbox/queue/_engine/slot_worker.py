@@ -24,27 +24,29 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError
 from bullmq.scripts import raw2NextJobData
 from bullmq.timer import Timer
 
-from postbox.queue.completions import Completions
-from postbox.queue.script_call import ScriptCall
+from postbox.queue._engine.completions import Completions
+from postbox.queue._engine.script_call import ScriptCall
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Completion:
-    """A processor's success: the job's result, and writes that must reach Redis before the
-    job completes (sent, in order, in the completion's round trip)."""
+class Completion(Protocol):
+    """What a processor returns on success (postbox.queue.consumer.Completion): the job's
+    result, and writes that must reach Redis before the job completes (sent, in order, in
+    the completion's round trip)."""
 
-    result: dict[str, Any]
-    writes: Sequence[ScriptCall] = ()
+    @property
+    def result(self) -> dict[str, Any]: ...
+
+    @property
+    def writes(self) -> Sequence[ScriptCall]: ...
 
 
 Processor = Callable[[Job, str], Awaitable[Completion]]

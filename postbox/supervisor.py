@@ -11,7 +11,7 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -103,17 +103,27 @@ class Supervisor:
         return self._spawn(child.spec, crashes)
 
     def _stop_all(self) -> int:
-        for child in self._children:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self._stop_timeout
-        worst = 0
-        for child in self._children:
-            try:
-                code = child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                logger.error("%s did not stop in time; killing it", child.spec.name)
-                child.process.kill()
-                code = child.process.wait()
-            worst = max(worst, abs(code))
-        return worst
+        codes = stop_processes([child.process for child in self._children], self._stop_timeout)
+        return max((abs(code) for code in codes), default=0)
+
+
+def stop_processes(
+    processes: Sequence[subprocess.Popen[bytes]],
+    timeout: float,
+    sig: signal.Signals = signal.SIGTERM,
+) -> list[int]:
+    """Send `sig` to each process still running, give them `timeout` seconds in all to
+    exit, then kill whichever has not; their exit codes, in order."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            logger.error("%s (pid %d) did not stop in time; killing it", process.args, process.pid)
+            process.kill()
+            codes.append(process.wait())
+    return codes

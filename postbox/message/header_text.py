@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 
-# C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators,
+# escaped so that both Python's `re` and JSON Schema (ECMA 262) read the class alike.
+CONTROL_CHARACTERS = "\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u2028\\u2029"
+# What `line_problem` lets through, as a pattern (the OpenAPI document shows it).
+SINGLE_LINE_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 # Bidi embeddings, overrides and isolates.
 _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 

@@ -25,8 +25,8 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
 from postbox.group_commit import GroupCommit
+from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.connection import UNAVAILABLE_ERRORS
-from postbox.queue.script_call import ScriptCall
 
 logger = logging.getLogger(__name__)
 

@@ -19,14 +19,13 @@ from functools import lru_cache
 
 import idna
 
-from postbox.queue.contract import Mailbox
+from postbox.errors import AddressError
+from postbox.message.mime import MAX_DISPLAY_NAME_OCTETS
+from postbox.message.types import Mailbox
 
 MAX_ADDRESS_LENGTH = 254  # octets (RFC 5321 path limit)
 MAX_LOCAL_PART_LENGTH = 64  # octets
 MAX_DISPLAY_NAME_LENGTH = 200
-# A display name is written as one encoded word (postbox/mime.py): 600 octets of UTF-8 make
-# one of 812 characters, which fits on a header line (998) with room to spare.
-MAX_DISPLAY_NAME_OCTETS = 600
 
 _NAMED = re.compile(r'^\s*(?:"(?P<quoted>[^"]*)"|(?P<plain>[^"<>]*?))\s*<(?P<addr>[^<>]*)>\s*$')
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -38,10 +37,6 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # Distinct domains seen recently: a batch names a handful of domains hundreds of times.
 DOMAIN_CACHE_SIZE = 4096
-
-
-class AddressError(ValueError):
-    """Raised when a posted address cannot be used."""
 
 
 def parse_mailbox(value: str) -> Mailbox:
