@@ -63,3 +63,11 @@ def test_a_batch_larger_than_the_room_left_admits_exactly_the_room(redis_url: st
     assert len(postponed) == 3
     now_ms = time.time() * 1000
     assert all(p.until_ms > now_ms for p in postponed)
+
+
+def test_every_limit_of_a_multi_limit_setting_is_enforced(redis_url: str) -> None:
+    # The second, tighter limit binds: the worker used to enforce only the first one.
+    outcomes = _limiter_outcomes(redis_url, "1000/minute;3/hour", 6)
+
+    assert outcomes.count(True) == 3
+    assert sum(isinstance(p, Postponed) for p in outcomes) == 3

@@ -46,7 +46,8 @@ def test_other_attachments_pass_and_get_a_type(filename):
 
 
 @pytest.mark.parametrize(
-    "content_type", ["multipart/mixed", "Multipart/Alternative", "message/rfc822", "text"]
+    "content_type",
+    ["multipart/mixed", "Multipart/Alternative", "message/rfc822", "text", "application/pdf\n"],
 )
 def test_container_and_malformed_types_are_refused(content_type):
     assert content_type_problem(content_type)

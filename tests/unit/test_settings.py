@@ -173,3 +173,8 @@ def test_worker_with_bad_config_exits_2_with_one_line_naming_the_variable():
     lines = completed.stderr.splitlines()
     assert len(lines) == 1, completed.stderr
     assert "EMAIL_WORKER_CONCURRENCY" in lines[0]
+
+
+def test_api_rate_limit_takes_one_limit_only():
+    with pytest.raises(ConfigError, match="API_RATE_LIMIT"):
+        load_settings({"API_RATE_LIMIT": "10/second;100/minute"})
