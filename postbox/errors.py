@@ -8,6 +8,8 @@ PostboxError
 ├── AddressError             a posted email address cannot be used
 ├── Postponed                a job must run again later without spending an attempt
 ├── AttemptFailed            an attempt failed and may be retried (handed to BullMQ)
+├── LockLost                 a job's lock may no longer be this worker's: neither send nor
+│                            complete it
 ├── StaleConnection          a reused SMTP connection turned out to be closed by the relay
 ├── DeliveryError            one attempt to hand a message to the relay failed
 │   ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
@@ -71,6 +73,11 @@ class Postponed(PostboxError):
 
 class AttemptFailed(PostboxError):
     """Raised to BullMQ for a failed attempt that may be retried; its text is the reason."""
+
+
+class LockLost(PostboxError):
+    """Raised when a job's lock is no longer this worker's, or not for long enough to send:
+    the job must neither send nor complete; the stalled-job check hands it on."""
 
 
 class StaleConnection(PostboxError):

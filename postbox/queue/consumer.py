@@ -10,6 +10,7 @@ capabilities primed so sub-second blocks work, and the run loop of `_engine/slot
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 # How long an idle worker blocks on Redis before looking again; below the client's timeout.
 DRAIN_DELAY_SECONDS = 5
+# How soon a fetch is tried again while Redis is unreachable (bullmq's default, 15 s, left
+# deliveries waiting ~12 s after Redis returned).
+RUN_RETRY_DELAY_MS = 500
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class EmailJob:
     `ran_before` is False only on a job's very first run. BullMQ counts every start (`ats`),
     this one included, before handing the job out: a first run sees 1, and a re-run after a
     crash, retry, postponement or dead-letter requeue (which keeps `ats`) sees more.
+
+    `confirm_lock` is awaited right before the SMTP transaction: it returns once this worker
+    holds the job's lock for at least as long as a send may take (`send_needs_ms`), waiting
+    while Redis is unreachable, and raises `LockLost` otherwise (the handler lets it through:
+    the job is then neither sent nor completed, and spends no attempt).
     """
 
     id: str
@@ -47,6 +56,7 @@ class EmailJob:
     attempt: int
     max_attempts: int
     ran_before: bool
+    confirm_lock: Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,17 @@ def jittered_exponential(attempts_made: int, kind: str, err: object, job: object
 Handler = Callable[[EmailJob], Awaitable[Completion]]
 
 
+def send_needs_ms(settings: Settings) -> int:
+    """The lock time a send may take, which a job must have left for its send to start.
+
+    One transaction waits for the relay up to SMTP_TIMEOUT_SECONDS per reply; a lock shorter
+    than that would refuse every send, so at most half the lock duration is asked for (with
+    the defaults, 15 s of a 30 s lock). Right after the confirmation the lock has almost its
+    whole duration left: this refuses only when the confirmation itself was slow.
+    """
+    return int(min(settings.smtp.timeout_seconds * 1000, settings.worker.lock_duration_ms / 2))
+
+
 class EmailConsumer:
     """Runs a bullmq worker on the current event loop until `close`."""
 
@@ -86,9 +107,11 @@ class EmailConsumer:
                 "lockDuration": worker_settings.lock_duration_ms,
                 "stalledInterval": worker_settings.stalled_interval_ms,
                 "maxStalledCount": worker_settings.max_stalled_count,
+                "runRetryDelay": RUN_RETRY_DELAY_MS,
                 "name": name,
                 "settings": {"backoffStrategy": jittered_exponential},
             },
+            send_needs_ms(settings),
         )
         self._run_task: asyncio.Task[None] | None = None
 
@@ -136,6 +159,7 @@ class EmailConsumer:
             job.attemptsMade + 1,
             job.opts.get("attempts", 1),
             ran_before=job.attemptsStarted > 1,
+            confirm_lock=functools.partial(self._worker.confirm_lock, job.id, token),
         )
         try:
             return await self._handler(email_job)

@@ -1,8 +1,10 @@
-"""Deliver one email job: journal first, rate limit, SMTP send, journal the relay's answer.
+"""Deliver one email job: journal first, lock and rate limit, SMTP send, journal the answer.
 
 The order is what makes the guarantees: a re-run reads the journal and sends only to
-recipients still pending; the relay's 250 is journalled before the job completes; recipients
-refused with 5xx are never tried again, those refused with 4xx are retried alone.
+recipients still pending; no transaction starts before the job's lock is confirmed in Redis
+(so a worker cut off from Redis, whose jobs another worker may take over, sends nothing); the
+relay's 250 is journalled before the job completes; recipients refused with 5xx are never
+tried again, those refused with 4xx are retried alone.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from postbox.errors import DeliveryError, PermanentDeliveryError, Postponed, RelayUnavailable
+from postbox.errors import (
+    DeliveryError,
+    LockLost,
+    PermanentDeliveryError,
+    Postponed,
+    RelayUnavailable,
+)
 from postbox.errors import TemporaryDeliveryError as Deferred
 from postbox.queue.consumer import Completion, EmailJob
 from postbox.queue.contract import mail_options
@@ -55,6 +63,9 @@ class EmailProcessor:
             result = await self._deliver(job)
         except Postponed:
             raise
+        except LockLost:
+            self._metrics.outcome("postponed", "lock_lost")
+            raise
         except PermanentDeliveryError as exc:
             self._ended("failed", exc.error_class)
             raise
@@ -85,10 +96,13 @@ class EmailProcessor:
         data = job.data
         limiter = self._limiter
 
-        async def within_rate_limit() -> None:
-            await limiter.acquire(pending)
+        async def ready() -> None:
+            # Once a connection is in hand, right before the transaction. The lock first:
+            # it waits out a Redis outage, which the rate limit's check would fail on.
+            await job.confirm_lock()
+            if limiter.enabled:
+                await limiter.acquire(pending)
 
-        ready = within_rate_limit if limiter.enabled else None
         try:
             result = await self._pool.send(
                 data["envelope_from"], pending, data["message"], ready, mail_options(data)

@@ -26,11 +26,12 @@ def test_a_busy_worker_makes_two_script_calls_per_email(
     worker_factory()  # one process, 100 job slots
     wait_until(lambda: len(smtp_server.received) == 500, timeout=60)
 
-    # Per email: the send journal, then the completion that also takes the next job (in one
-    # round trip). Each slot's first fetch and the worker's heartbeats add a little.
+    # Per email: the lock confirmation before the send (shared by the sends that reach it
+    # together: ~0.5 per email here), the send journal, then the completion that also takes
+    # the next job (in one round trip). Each slot's first fetch and the heartbeats add a little.
     per_email = (_script_calls(redis_client) - before) / 500
     print(f"busy worker: {per_email:.2f} script calls per email")
-    assert per_email < 2.5
+    assert per_email < 3
     # Its 100 slots share a bounded pool; redis-py keeps every connection it opened.
     worker_connections = [c for c in redis_client.client_list() if c["name"].startswith("bull:")]
     print(f"busy worker: {len(worker_connections)} Redis connections")

@@ -7,11 +7,13 @@ is in flight share the next one (`postbox/group_commit.py`); each gets its own o
 By the time a job completes, its email has gone out, so nothing here may fail it:
 - a write that Redis refused does not undo a completion that went through (the job is done,
   which is what the write was for); it is logged;
-- a transport error is retried with backoff: replaying a group is safe, since the journal
-  write sets the same fields again (its attempt log may get the line twice) and a
-  `moveToFinished` that already went through answers with an error code, not a second
-  completion;
-- whatever still fails is left to the stalled-job check, whose re-run finds the journal.
+- a transport error is retried with backoff (up to 0.5 s apart) for as long as Redis stays
+  unreachable: replaying a group is safe, since the journal write sets the same fields again
+  (its attempt log may get the line twice) and a `moveToFinished` that already went through,
+  or whose lock expired meanwhile, answers with an error code, not a second completion. Giving
+  up instead (after ~9 s, once) dropped the journal write with it, and the stalled-job check's
+  re-run sent the email again. Once Redis answers, the journal is there for whoever runs the
+  job next; only the worker closing by force (cancelling) ends the retries.
 """
 
 from __future__ import annotations
@@ -25,13 +27,11 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
 from postbox.group_commit import GroupCommit
+from postbox.queue._engine.locks import FIRST_RETRY_SECONDS, retry_delays
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.connection import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
-
-# Seconds between tries of a completion while Redis is unreachable: about 9 s in all.
-RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
 
 
 class Completions:
@@ -42,15 +42,17 @@ class Completions:
         self._commit: GroupCommit[Sequence[ScriptCall], Any] = GroupCommit(self._run_all)
 
     async def complete(self, calls: Sequence[ScriptCall]) -> Any:
-        """The result of the group's last call (the completion); raises what it raised, or
-        the transport error that outlasted every retry."""
-        for delay in RETRY_DELAYS:
+        """The result of the group's last call (the completion), once Redis has answered;
+        raises what that call raised."""
+        delays = retry_delays()
+        while True:
             try:
                 return await self._commit.submit(calls)
             except UNAVAILABLE_ERRORS as exc:
-                logger.warning("Redis unavailable while completing a job (%s); retrying", exc)
+                delay = next(delays)
+                if delay == FIRST_RETRY_SECONDS:
+                    logger.warning("Redis unavailable while completing a job (%s); retrying", exc)
                 await asyncio.sleep(delay)
-        return await self._commit.submit(calls)
 
     async def _run_all(self, groups: list[Sequence[ScriptCall]]) -> list[Any]:
         """Every group's calls, in order, in one pipeline; an outcome per group."""

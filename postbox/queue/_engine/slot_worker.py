@@ -14,7 +14,10 @@ Here each of the `concurrency` slots is one task that lives as long as the worke
   never failed by its completion;
 - while the queue is drained, one slot blocks on Redis for all; a slot that gets a job wakes
   one idle slot, so a burst fans out and a lone arrival costs two fetches, not a hundred.
-Pausing, closing, locks and the stalled-job check are bullmq's own.
+- before each send the processor confirms the job's lock (`confirm_lock`, `locks.py`); a
+  job whose lock is lost (`LockLost`) is neither completed nor failed: the stalled-job check
+  hands it to whoever owns it now, and the attempt is not spent.
+Pausing, closing, lock renewal and the stalled-job check are bullmq's own.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from bullmq.custom_errors import DelayedError
 from bullmq.scripts import raw2NextJobData
 from bullmq.timer import Timer
 
+from postbox.errors import LockLost
 from postbox.queue._engine.completions import Completions
+from postbox.queue._engine.locks import LockConfirmations
 from postbox.queue._engine.script_call import ScriptCall
 
 logger = logging.getLogger(__name__)
@@ -56,10 +61,19 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
     """A bullmq worker whose processor returns a `Completion`; it starts when `run` is
     awaited (never on its own, as bullmq's autorun would)."""
 
-    def __init__(self, name: str, processor: Processor, opts: dict[str, Any]) -> None:
+    def __init__(
+        self, name: str, processor: Processor, opts: dict[str, Any], send_needs_ms: int
+    ) -> None:
+        """`send_needs_ms`: the lock time a send may take; less left, and it does not start."""
         super().__init__(name, processor, {**opts, "autorun": False})
         self._idle: deque[asyncio.Future[None]] = deque()
         self._completions = Completions(self.client)
+        self._locks = LockConfirmations(self, send_needs_ms)
+
+    async def confirm_lock(self, job_id: str, token: str) -> None:
+        """Extend the job's lock before a send; raises `LockLost` if it is not this
+        worker's for long enough (waits while Redis is unreachable)."""
+        await self._locks.confirm(job_id, token)
 
     async def run(self) -> None:
         """Run the slots until the worker closes."""
@@ -142,6 +156,9 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
                 completion = await self.processor(job, token)
             except DelayedError:
                 return None
+            except LockLost as exc:
+                logger.warning("Job %s left unsent and uncompleted: %s", job.id, exc)
+                return None
             except Exception as err:
                 await self._fail(job, token, err)
                 return None
@@ -151,6 +168,7 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
         finally:
             self.jobs.discard((job, token))
             self.lockManager.untrack_job(job.id)
+            self._locks.forget(job.id)
 
     async def _complete(self, job: Job, token: str, completion: Completion) -> Job | None:
         """Complete a processed job; never fails it (see `completions.py`)."""

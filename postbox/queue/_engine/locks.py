@@ -1,0 +1,91 @@
+"""Confirming a job's lock just before its email goes out, for many jobs in one call.
+
+bullmq's lock manager renews the lock of every active job every lockDuration / 4, and says
+nothing to the job when that fails. A worker cut off from Redis kept sending: once its locks
+expired, the stalled-job check gave the jobs to another worker, which sent them again. So
+right before each SMTP transaction the job's lock is extended by lockDuration with the job's
+token (bullmq's `extendLocks` script, which refuses a token that no longer owns the lock).
+Confirmations that arrive while one is in flight share the next call (postbox/group_commit.py):
+under load that is one Redis call for many emails.
+
+- Redis says the token no longer holds the lock, or the lock manager's renewal of it failed:
+  `LockLost`.
+- Redis unreachable: ask again (nothing is sent meanwhile) until it answers or the worker
+  closes.
+- Extended, but with less lock left than a transaction may take (the call itself was slow):
+  `LockLost`. Redis sets the new expiry after the call left, so the lock holds at least until
+  the call was sent plus lockDuration; that is what is measured against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from postbox.errors import LockLost
+from postbox.group_commit import GroupCommit
+from postbox.queue.connection import UNAVAILABLE_ERRORS
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 0.05
+# Redis back from an outage is seen within this (plus a connect).
+MAX_RETRY_SECONDS = 0.5
+
+
+def retry_delays() -> Iterator[float]:
+    """Seconds between tries while Redis is unreachable: doubling from 50 ms to 0.5 s."""
+    delay = FIRST_RETRY_SECONDS
+    while True:
+        yield delay
+        delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+
+class LockConfirmations:
+    """Extends jobs' locks on demand for one bullmq worker, in shared calls."""
+
+    def __init__(self, worker: Any, needed_ms: int) -> None:
+        self._worker = worker
+        self._duration_ms: int = worker.opts["lockDuration"]
+        self._needed = needed_ms / 1000
+        self._lost: set[str] = set()
+        self._commit: GroupCommit[tuple[str, str], bool] = GroupCommit(self._extend)
+        worker.on("lockRenewalFailed", self._lost.update)
+
+    async def confirm(self, job_id: str, token: str) -> None:
+        """Return once the job's lock is held for long enough to send; raise `LockLost`
+        when it is not (or the worker closes while Redis is unreachable)."""
+        delays = retry_delays()
+        while True:
+            if job_id in self._lost:
+                raise LockLost("the lock's renewal failed: another worker may own the job")
+            sent = time.monotonic()
+            try:
+                held = await self._commit.submit((job_id, token))
+                break
+            except UNAVAILABLE_ERRORS as exc:
+                if self._worker.closing:
+                    raise LockLost(f"Redis unreachable while closing: {exc}") from exc
+                delay = next(delays)
+                if delay == FIRST_RETRY_SECONDS:
+                    logger.warning("Redis unavailable before a send (%s); waiting for it", exc)
+                await asyncio.sleep(delay)
+        if not held:
+            raise LockLost("the job's lock is no longer this worker's")
+        left = sent + self._duration_ms / 1000 - time.monotonic()
+        if left < self._needed:
+            raise LockLost(f"only {left:.1f} s of lock left; a send may take {self._needed} s")
+
+    def forget(self, job_id: str) -> None:
+        """The job left this worker: a later run of it starts afresh."""
+        self._lost.discard(job_id)
+
+    async def _extend(self, jobs: list[tuple[str, str]]) -> list[bool]:
+        ids = [job_id for job_id, _ in jobs]
+        tokens = [token for _, token in jobs]
+        failed = await self._worker.scripts.extendJobLocks(ids, tokens, self._duration_ms)
+        refused = set(failed or ())
+        return [job_id not in refused for job_id in ids]
