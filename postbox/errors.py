@@ -14,6 +14,8 @@ PostboxError
 ├── DeliveryError            one attempt to hand a message to the relay failed
 │   ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
 │   │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
+│   │       └── RelayAuthFailed  the relay refused the SMTP credentials (530, 534, 535,
+│   │                            538): the emails wait, unharmed, until an operator acts
 │   └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
 │       └── RelayMisconfigured   the relay cannot be used as configured (TLS required but
 │                                not offered, an untrusted certificate)
@@ -104,6 +106,18 @@ class RelayUnavailable(TemporaryDeliveryError):
     """Raised when the relay cannot be reached or says it is not available (421)."""
 
     error_class = "unavailable"
+
+
+class RelayAuthFailed(RelayUnavailable):
+    """Raised when the relay refuses to authenticate Postbox (wrong SMTP_PASSWORD, no
+    credentials where the relay requires them, a mechanism it will not accept).
+
+    A relay outage as far as the emails go (postponed, never failed, the worker paused and
+    probing), because no email is at fault and every one would fail alike; its own class so
+    that the stats, the advice and the metrics can tell the operator to fix the credentials.
+    """
+
+    error_class = "auth"
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -25,7 +25,7 @@ import pytest
 import redis as sync_redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from postbox.api.app import create_app
 from postbox.config import Settings, load_settings
@@ -91,6 +91,11 @@ class RecordingHandler:
     reply such as "550 5.1.1 no such user"; `data` is a list of replies given to successive
     DATA commands before the server starts accepting. The EHLO reply offers PIPELINING, as
     real relays do, unless `pipelining` is False.
+
+    With `credentials` (the `smtp_auth` marker) the server offers AUTH PLAIN and LOGIN,
+    refuses other credentials with 535 and answers MAIL with 530 until a client logged in.
+    While `stalled` is set the server still takes connections and greets, then answers no
+    command until it is cleared: a relay that hangs.
     """
 
     mail_reply: str | None = None
@@ -98,6 +103,8 @@ class RecordingHandler:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
     data_delay: float = 0.0
+    credentials: tuple[str, str] | None = None
+    stalled: bool = False
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,6 +116,7 @@ class RecordingHandler:
         hostname: str,
         responses: list[str],
     ) -> list[str]:
+        await self._while_stalled()
         session.host_name = hostname  # aiosmtpd leaves this to a handler with this hook
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
@@ -122,6 +130,9 @@ class RecordingHandler:
         address: str,
         options: list[str],
     ) -> str:
+        await self._while_stalled()
+        if self.credentials is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
         if self.mail_reply:
             return self.mail_reply
         envelope.mail_from = address
@@ -137,6 +148,7 @@ class RecordingHandler:
         address: str,
         options: list[str],
     ) -> str:
+        await self._while_stalled()
         reply = self.rcpt_replies.get(address)
         if reply:
             return reply
@@ -144,6 +156,7 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        await self._while_stalled()
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         with self.lock:
@@ -161,6 +174,23 @@ class RecordingHandler:
             )
         return "250 2.0.0 Message accepted"
 
+    def authenticate(
+        self, server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        """aiosmtpd's authenticator: only `credentials` log in."""
+        given = (
+            (data.login.decode(), data.password.decode())
+            if isinstance(data, LoginPassword)
+            else None
+        )
+        if given == self.credentials:
+            return AuthResult(success=True, auth_data=data)
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
+
+    async def _while_stalled(self) -> None:
+        while self.stalled:
+            await asyncio.sleep(0.05)
+
 
 @dataclass
 class SmtpServer:
@@ -174,7 +204,11 @@ class SmtpServer:
         return self.handler.received
 
     def start(self) -> None:
-        self.controller = Controller(self.handler, hostname=self.host, port=self.port)
+        auth: dict[str, Any] = {}
+        if self.handler.credentials is not None:
+            # AUTH over plain text is fine on loopback; the server asks for it before MAIL.
+            auth = {"auth_require_tls": False, "authenticator": self.handler.authenticate}
+        self.controller = Controller(self.handler, hostname=self.host, port=self.port, **auth)
         self.controller.start()
 
     def stop(self) -> None:
@@ -188,11 +222,13 @@ class SmtpServer:
 def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
     replies = request.node.get_closest_marker("smtp_replies")
     delay = request.node.get_closest_marker("smtp_delay")
+    auth = request.node.get_closest_marker("smtp_auth")
     handler = RecordingHandler(
         mail_reply=replies.kwargs.get("mail") if replies else None,
         rcpt_replies=dict((replies.kwargs.get("rcpt") or {}) if replies else {}),
         data_replies=list((replies.kwargs.get("data") or []) if replies else []),
         data_delay=delay.args[0] if delay else 0.0,
+        credentials=(auth.args[0], auth.args[1]) if auth else None,
     )
     server = SmtpServer("127.0.0.1", free_port(), handler)
     server.start()

@@ -1,5 +1,6 @@
 """`GET /v1/queue/stats`: counts per state, workers, throughput, the cluster's processes,
-the delivery settings, and capacity advice."""
+the delivery settings, the relay (as configured here, and as the live workers see it), and
+capacity advice."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Blueprint
 
 from postbox.api.extension import state
 from postbox.queue.advice import advise, figures
+from postbox.queue.relay_health import relay_summary
 
 bp = Blueprint("queue_stats", __name__)
 
@@ -33,12 +35,15 @@ def build_stats() -> dict[str, Any]:
         "dedup_window_seconds": settings.dedup_window_seconds,
     }
     smtp = settings.smtp
+    workers = relay_summary(stats["instances"])
     stats["relay"] = {
         "host": smtp.host,
         "port": smtp.port,
         "security": str(smtp.security),
         "custom_ca": smtp.ca_file is not None,
-        "config_error": stats["dead_letters"]["latest_config_error"],
+        # A live worker's refused login first: it holds up every email now.
+        "config_error": workers["auth_error"] or stats["dead_letters"]["latest_config_error"],
+        "workers": workers,
     }
     found = figures(stats, stats["at_ms"], rate_limit.per_second if rate_limit else None)
     stats["advice"] = [advice.to_json() for advice in advise(found)]

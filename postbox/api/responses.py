@@ -110,6 +110,20 @@ class ThroughputSchema(Schema):
     per_minute = fields.Dict(keys=_Str(), values=fields.List(_Int()), required=True)
 
 
+class WorkerRelaySchema(Schema):
+    """The relay as one worker saw it at its last heartbeat."""
+
+    address = _Str(required=True)
+    circuit = _Str(required=True, validate=validate.OneOf(["closed", "open", "half_open"]))
+    down_since = _nullable()
+    down_seconds = fields.Float(required=True, allow_none=True)
+    consecutive_failures = _Int(required=True)
+    postponed = _Int(required=True)
+    probes = _Int(required=True)
+    last_error = _nullable()
+    error_class = _nullable()
+
+
 class InstanceSchema(Schema):
     """One API or worker process of the cluster registry; a `gone` one has only its id."""
 
@@ -126,6 +140,7 @@ class InstanceSchema(Schema):
     processed = _Int()
     started_at = _Str()
     heartbeat_seconds = fields.Float()
+    relay = fields.Nested(WorkerRelaySchema)
 
 
 class RoleTotalsSchema(Schema):
@@ -176,6 +191,30 @@ class RecentDeadLettersSchema(Schema):
     latest_config_error = _nullable()
 
 
+class RelayWorkersSchema(Schema):
+    """What the live workers report about the relay."""
+
+    workers_reporting = _Int(required=True)
+    workers_down = _Int(required=True)
+    workers_auth_refused = _Int(required=True)
+    address = _nullable()
+    down_seconds = fields.Float(required=True, allow_none=True)
+    last_error = _nullable()
+    auth_error = _nullable()
+    postponed = _Int(required=True)
+
+
+class RelaySchema(Schema):
+    """The relay as configured for this API instance, and as the live workers see it."""
+
+    host = _Str(required=True)
+    port = _Int(required=True)
+    security = _Str(required=True)
+    custom_ca = fields.Boolean(required=True)
+    config_error = _nullable()
+    workers = fields.Nested(RelayWorkersSchema, required=True)
+
+
 class QueueStatsSchema(Schema):
     """`GET /v1/queue/stats`."""
 
@@ -189,5 +228,5 @@ class QueueStatsSchema(Schema):
     cluster = fields.Nested(ClusterSchema, required=True)
     waiting_history = fields.List(fields.Nested(WaitingSampleSchema), required=True)
     settings = fields.Dict(required=True)
-    relay = fields.Dict(required=True)
+    relay = fields.Nested(RelaySchema, required=True)
     advice = fields.List(fields.Nested(AdviceSchema), required=True)

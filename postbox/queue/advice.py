@@ -7,12 +7,19 @@ The one rule with a duration, "waiting > 100 for 5 minutes", reads the waiting-c
 history that the processes' heartbeats sample into Redis every 10 s (postbox/queue/
 registry.py): the backlog counts as lasting when the samples cover the whole 5 minutes and
 none of them, nor the count now, is at or below 100. A burst that the workers clear within
-a few minutes is not a reason to add workers.
+a few minutes is not a reason to add workers, and neither is a backlog that waits for the
+relay.
+
+The relay rules read what the live workers publish in their heartbeats
+(postbox/queue/relay_health.py): a worker whose circuit is open (or half open, after a
+probe and before a send got through) is down on the relay, so the advice names an outage,
+a stall or a refused password within one heartbeat, while the emails are still postponed
+and long before any would show in the failure rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 WAITING_THRESHOLD = 100
@@ -23,6 +30,18 @@ FAILURE_RATE_PERCENT = 1.0
 # Below this many finished emails in the last minute a failure rate says little.
 MIN_FINISHED = 20
 SATURATION = 0.9
+
+
+@dataclass(frozen=True)
+class RelayFigures:
+    """The relay as the live workers see it (the stats' `relay.workers`)."""
+
+    address: str | None = None
+    down_workers: int = 0
+    down_seconds: float | None = None
+    last_error: str | None = None
+    auth_refused_workers: int = 0
+    auth_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,7 @@ class Figures:
     live_workers: int
     gone_processes: int
     rate_limit_per_second: float | None
+    relay: RelayFigures = field(default_factory=RelayFigures)
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,7 @@ class Advice:
 def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | None) -> Figures:
     """The figures of a `queue_stats` answer."""
     cluster = stats["cluster"]
+    relay = stats["relay"]["workers"]
     return Figures(
         now_ms=now_ms,
         waiting=stats["counts"]["waiting"],
@@ -67,13 +88,60 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
         live_workers=cluster["roles"]["worker"]["processes"],
         gone_processes=cluster["processes"]["gone"],
         rate_limit_per_second=rate_limit_per_second,
+        relay=RelayFigures(
+            address=relay["address"],
+            down_workers=relay["workers_down"],
+            down_seconds=relay["down_seconds"],
+            last_error=relay["last_error"],
+            auth_refused_workers=relay["workers_auth_refused"],
+            auth_error=relay["auth_error"],
+        ),
     )
 
 
 def advise(found: Figures) -> list[Advice]:
     """Every rule that applies, most urgent first."""
-    rules = (_no_workers, _rate_limit_saturated, _add_workers, _check_relay, _processes_gone)
+    rules = (
+        _relay_config_error,
+        _relay_unavailable,
+        _no_workers,
+        _rate_limit_saturated,
+        _add_workers,
+        _check_relay,
+        _processes_gone,
+    )
     return [advice for rule in rules if (advice := rule(found)) is not None]
+
+
+def _relay_config_error(found: Figures) -> Advice | None:
+    relay = found.relay
+    if relay.auth_refused_workers == 0:
+        return None
+    return Advice(
+        "relay_config_error",
+        f"The relay {relay.address} refuses the SMTP credentials ({relay.auth_error}): "
+        f"{relay.auth_refused_workers} worker(s) paused; emails are postponed, not failed. "
+        "Fix SMTP_USERNAME / SMTP_PASSWORD and restart the workers.",
+        "workers_auth_refused",
+        relay.auth_refused_workers,
+        0,
+    )
+
+
+def _relay_unavailable(found: Figures) -> Advice | None:
+    relay = found.relay
+    if relay.down_workers <= relay.auth_refused_workers:
+        return None
+    seconds = relay.down_seconds or 0.0
+    return Advice(
+        "relay_unavailable",
+        f"Relay {relay.address} unreachable for {seconds:.0f} s ({relay.last_error}): emails "
+        "are postponed, not failed; the workers probe it and resume by themselves. Check the "
+        "relay and the network to it.",
+        "relay_down_seconds",
+        seconds,
+        0,
+    )
 
 
 def _no_workers(found: Figures) -> Advice | None:
@@ -115,7 +183,9 @@ def is_rate_limited(found: Figures) -> bool:
 
 
 def _add_workers(found: Figures) -> Advice | None:
-    if found.live_workers == 0 or is_rate_limited(found):
+    if found.live_workers == 0 or is_rate_limited(found) or found.relay.down_workers:
+        # No workers has its own advice; a rate limit or a relay down is what holds the
+        # backlog, and more workers would change neither.
         return None
     lowest = sustained_minimum(found.waiting_history, found.now_ms, WAITING_SECONDS)
     if lowest is None or min(lowest, found.waiting) <= WAITING_THRESHOLD:

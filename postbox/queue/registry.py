@@ -16,6 +16,10 @@ the entry lives, `gone` once it has expired; 6 intervals (60 s) after the last h
 process is dropped from the sorted set. Times are Redis' own clock (`TIME` inside the
 script), so hosts whose clocks disagree still agree on ages.
 
+A worker's entry also carries `relay`, the relay as that worker sees it (circuit open or
+not, since when, the last error: postbox/queue/relay_health.py), so the stats and the advice
+report an outage or a refused password within one heartbeat.
+
 The heartbeat also samples the queue's waiting count, once per interval across the whole
 cluster (whoever takes the lock), for the capacity advice's "for 5 minutes" rules: no
 extra round trip, and nothing at all on the delivery path.
@@ -28,7 +32,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -102,6 +106,8 @@ def this_process(
 
 # Returns (active, processed) at the time of a beat.
 Counts = Callable[[], tuple[int, int]]
+# Returns more fields of the entry at the time of a beat (a worker's `relay` state).
+Extra = Callable[[], Mapping[str, Any]]
 
 
 class InstanceRegistry:
@@ -114,9 +120,16 @@ class InstanceRegistry:
         self.heartbeat_seconds = heartbeat_seconds
         self._beat = client.register_script(_BEAT)
 
-    async def beat(self, info: InstanceInfo, active: int, processed: int) -> None:
-        """Refresh `info`'s entry (one round trip)."""
-        entry = json.dumps({**asdict(info), "active": active, "processed": processed})
+    async def beat(
+        self,
+        info: InstanceInfo,
+        active: int,
+        processed: int,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Refresh `info`'s entry (one round trip); `extra` fields go into it as they are."""
+        fields = {**asdict(info), "active": active, "processed": processed, **(extra or {})}
+        entry = json.dumps(fields)
         keys = self._keys
         interval_ms = int(self.heartbeat_seconds * 1000)
         await self._beat(
@@ -146,19 +159,21 @@ class InstanceRegistry:
             pipe.hdel(self._keys.instances_last(), info.id)
             await pipe.execute()
 
-    async def run(self, info: InstanceInfo, counts: Counts) -> None:
+    async def run(self, info: InstanceInfo, counts: Counts, extra: Extra | None = None) -> None:
         """Beat every interval until cancelled; Redis being away only skips beats."""
         while True:
             try:
-                await self.beat(info, *counts())
+                await self.beat(info, *counts(), extra() if extra is not None else None)
             except UNAVAILABLE_ERRORS as exc:
                 logger.warning("Heartbeat skipped, Redis unreachable: %s", type(exc).__name__)
             await asyncio.sleep(self.heartbeat_seconds)
 
     @asynccontextmanager
-    async def registered(self, info: InstanceInfo, counts: Counts) -> AsyncIterator[None]:
+    async def registered(
+        self, info: InstanceInfo, counts: Counts, extra: Extra | None = None
+    ) -> AsyncIterator[None]:
         """Beat in the background while the block runs, then leave."""
-        beating = asyncio.create_task(self.run(info, counts), name="heartbeat")
+        beating = asyncio.create_task(self.run(info, counts, extra), name="heartbeat")
         try:
             yield
         finally:

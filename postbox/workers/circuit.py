@@ -1,10 +1,15 @@
 """A circuit breaker for the relay: during an outage, stop taking jobs and probe instead.
 
-After `threshold` consecutive failures of the relay itself (refused, timed out, 421), the
-worker pauses fetching, then tries a fresh connection with a growing pause (1 s, 2 s, ... up
-to 10 s) until one succeeds, and resumes. Jobs that hit the outage are postponed by a few
-seconds, never failed, so an outage of any length ends with every email delivered; while
-the worker is paused, postponed jobs simply wait in the delayed set.
+After `threshold` consecutive failures of the relay itself (refused, timed out, 421, a
+refused login), the worker pauses fetching, then tries a fresh connection with a growing
+pause (1 s, 2 s, ... up to 10 s) until one succeeds, and resumes. Jobs that hit the outage
+are postponed by a few seconds, never failed, so an outage of any length ends with every
+email delivered; while the worker is paused, postponed jobs simply wait in the delayed set.
+
+A passed probe leaves the circuit half open: jobs flow again, but the failure count stays
+until a send gets an answer, so a relay that greets and then stalls on the message trips
+the circuit again at its first failed send instead of after three more. `state()` is what
+the worker publishes in its heartbeat (postbox/queue/relay_health.py).
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
-from postbox.errors import DeliveryError
+from postbox.errors import DeliveryError, RelayAuthFailed
+from postbox.queue.relay_health import CircuitState, RelayState
+from postbox.workers.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +44,28 @@ class RelayCircuit:
         self,
         probe: Callable[[], Awaitable[None]],
         *,
+        address: str,
+        metrics: WorkerMetrics,
         threshold: int = 3,
         first_delay: float = 1.0,
         max_delay: float = 10.0,
     ) -> None:
         self._probe = probe
+        self._address = address
+        self._metrics = metrics
         self._target: Pausable | None = None
         self._threshold = threshold
         self._first_delay = first_delay
         self._max_delay = max_delay
-        self.failures = 0
         self._recovery: asyncio.Task[None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.failures = 0
+        self._failing_since: float | None = None
+        self._last_error: DeliveryError | None = None
+        self._postponed = 0
+        self._probes = 0
 
     def pauses(self, target: Pausable) -> None:
         """Pause and resume `target` (the consumer) when the circuit opens and closes."""
@@ -59,20 +78,50 @@ class RelayCircuit:
 
     def record_success(self) -> None:
         """The relay answered (whatever it said)."""
-        self.failures = 0
+        self._reset()
 
-    def record_failure(self) -> None:
-        """The relay could not be used; open the circuit at the threshold."""
-        self.failures += 1
+    def record_failure(self, error: DeliveryError) -> None:
+        """A send could not use the relay and its email was postponed; open the circuit at
+        the threshold."""
+        self._failed(error)
+        self._postponed += 1
         if self.failures >= self._threshold and not self.is_open:
             self._recovery = asyncio.create_task(self._recover(), name="relay-recovery")
+
+    def _failed(self, error: DeliveryError) -> None:
+        if self.failures == 0:
+            self._failing_since = time.time()
+        self.failures += 1
+        self._last_error = error
+        self._metrics.relay_error(error.error_class)
 
     def retry_at_ms(self) -> int:
         """When a job that met the outage should run again: soon (1-5 s, spread out)."""
         return int((time.time() + random.uniform(1.0, 5.0)) * 1000)  # noqa: S311
 
+    def state(self) -> RelayState:
+        """The relay as this worker sees it now, for its heartbeat entry."""
+        since = self._failing_since
+        error = self._last_error
+        return {
+            "address": self._address,
+            "circuit": self._circuit(),
+            "down_since": _iso(since) if since is not None else None,
+            "down_seconds": round(time.time() - since, 1) if since is not None else None,
+            "consecutive_failures": self.failures,
+            "postponed": self._postponed,
+            "probes": self._probes,
+            "last_error": str(error) if error is not None else None,
+            "error_class": error.error_class if error is not None else None,
+        }
+
+    def _circuit(self) -> CircuitState:
+        if self.is_open:
+            return "open"
+        return "half_open" if self.failures >= self._threshold else "closed"
+
     async def _recover(self) -> None:
-        logger.warning("Relay unavailable (%d failures in a row): pausing", self.failures)
+        self._log_opening()
         if self._target is not None:
             await self._target.pause()
         delay = self._first_delay
@@ -81,17 +130,34 @@ class RelayCircuit:
             try:
                 await self._probe()
             except DeliveryError as exc:
-                logger.warning("Relay still unavailable (%s); next probe in %.0f s", exc, delay)
+                self._probes += 1
+                self._failed(exc)
                 delay = min(self._max_delay, delay * 2)
+                logger.warning("Relay still unavailable (%s); next probe in %.0f s", exc, delay)
                 continue
             break
-        self.failures = 0
+        self._probes += 1
         logger.info("Relay reachable again: resuming")
         if self._target is not None:
             self._target.resume()
+
+    def _log_opening(self) -> None:
+        if isinstance(self._last_error, RelayAuthFailed):
+            logger.error(
+                "Relay %s refused the SMTP credentials (%s): pausing; emails are postponed, "
+                "not failed. Fix SMTP_USERNAME/SMTP_PASSWORD and restart the worker.",
+                self._address,
+                self._last_error,
+            )
+            return
+        logger.warning("Relay unavailable (%d failures in a row): pausing", self.failures)
 
     async def close(self) -> None:
         """Stop probing (on shutdown)."""
         if self._recovery is not None:
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

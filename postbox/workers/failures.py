@@ -10,6 +10,12 @@ its certificate does not verify) is `RelayMisconfigured`: permanent, so the emai
 dead letters of class `config` that show in the queue stats, and nothing is ever sent in
 plain text instead. Fix the configuration, then requeue them with
 `postbox dlq retry --all --error-class config`.
+
+A relay that refuses the credentials (535 to AUTH, 534 or 538 for the mechanism, 530
+"authentication required" when none were given, or no AUTH offered at all while
+SMTP_USERNAME is set) is `RelayAuthFailed`, an outage as far as the emails go: every email
+would fail alike and none is at fault, so they are postponed, the worker pauses and probes,
+and a worker restarted with the right password delivers them without a manual retry.
 """
 
 from __future__ import annotations
@@ -21,18 +27,25 @@ import aiosmtplib
 from postbox.errors import (
     DeliveryError,
     PermanentDeliveryError,
+    RelayAuthFailed,
     RelayMisconfigured,
     RelayUnavailable,
     TemporaryDeliveryError,
 )
 
 SERVICE_NOT_AVAILABLE = 421
+AUTH_REQUIRED = 530
+# RFC 4954: mechanism too weak, credentials invalid, encryption required for the mechanism.
+AUTH_REFUSED = frozenset({534, 535, 538})
 # TLS failures that mean the peer went away rather than that TLS is set up wrongly.
 _TRANSIENT_TLS_ERRORS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 def classify(exc: Exception) -> DeliveryError:
     """The Postbox error for an exception raised while talking to the relay."""
+    login = _login_problem(exc)
+    if login is not None:
+        return login
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return from_reply(exc.code, exc.message)
     misconfigured = _tls_misconfiguration(exc)
@@ -50,9 +63,31 @@ def from_reply(code: int, message: str) -> DeliveryError:
     text = f"{code} {message}".strip()
     if code == SERVICE_NOT_AVAILABLE:
         return RelayUnavailable(text, code)
+    if code == AUTH_REQUIRED:
+        return RelayAuthFailed(
+            f"SMTP authentication required by the relay: {text}; set SMTP_USERNAME and "
+            "SMTP_PASSWORD",
+            code,
+        )
+    if code in AUTH_REFUSED:
+        return RelayAuthFailed(f"SMTP authentication refused: {text}", code)
     if 500 <= code < 600:
         return PermanentDeliveryError(text, code)
     return TemporaryDeliveryError(text, code)
+
+
+def _login_problem(exc: Exception) -> DeliveryError | None:
+    """The error for a login that failed in a way `from_reply` cannot tell from the code."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError) and exc.code < 500:
+        # 454 "temporary authentication failure": the relay's trouble, not the password's.
+        text = f"{exc.code} {exc.message}"
+        return RelayUnavailable(f"SMTP authentication failed for now: {text}", exc.code)
+    if type(exc) is aiosmtplib.SMTPException and "AUTH extension" in str(exc):
+        # aiosmtplib checks EHLO before logging in: "The SMTP AUTH extension is not supported".
+        return RelayAuthFailed(
+            "SMTP authentication impossible: SMTP_USERNAME is set but the relay does not offer AUTH"
+        )
+    return None
 
 
 def is_permanent(code: int) -> bool:

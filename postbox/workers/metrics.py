@@ -52,6 +52,20 @@ class WorkerMetrics:
             "SMTP connections opened to replace one that was lost.",
             registry=registry,
         )
+        # A counter by reason rather than a 0/1 "relay up" gauge: it says which failure it is
+        # (an outage and a refused password call for different people), sums correctly over
+        # processes and instances, and keeps rising while probes fail, so an alert on
+        # `increase(postbox_relay_errors_total{reason="auth"}[5m]) > 0` holds for as long
+        # as the problem does.
+        self.relay_errors = Counter(
+            "postbox_relay_errors",
+            "Failed uses of the relay itself (sends and probes), by reason: unavailable "
+            "(refused, timed out, 421) or auth (credentials refused).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ("unavailable", "auth"):
+            self.relay_errors.labels(reason)
         self._sent = self.emails.labels("sent", "relay")
         self._accepted = self.smtp_replies.labels("250")
 
@@ -63,6 +77,10 @@ class WorkerMetrics:
         """A job run ended some other way: `failed`, `retried`, `postponed`, or `sent` from
         the journal."""
         self.emails.labels(outcome, reason).inc()
+
+    def relay_error(self, reason: str) -> None:
+        """Count one failed use of the relay (`unavailable` or `auth`)."""
+        self.relay_errors.labels(reason).inc()
 
     def reply(self, code: int) -> None:
         """Count one SMTP reply code."""

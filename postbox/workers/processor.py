@@ -111,9 +111,10 @@ class EmailProcessor:
             self._metrics.outcome("postponed", "rate_limit")
             raise
         except RelayUnavailable as exc:
-            self._metrics.outcome("postponed", "relay_unavailable")
-            self._circuit.record_failure()
-            await self._journal.record_attempt(job.id, self._attempt(job, "unavailable", exc))
+            # `relay_unavailable`, or `relay_auth` for a refused login (RelayAuthFailed).
+            self._metrics.outcome("postponed", f"relay_{exc.error_class}")
+            self._circuit.record_failure(exc)
+            await self._journal.record_attempt(job.id, self._attempt(job, exc.error_class, exc))
             logger.warning("Email %s postponed: %s", job.id, exc)
             raise Postponed(self._circuit.retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:

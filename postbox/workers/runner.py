@@ -53,7 +53,11 @@ class WorkerRunner:
         await consumer.start()
         self._metrics.concurrency.set(settings.worker.concurrency)
         instances = InstanceRegistry(client, settings.redis.queue_name, settings.heartbeat_seconds)
-        async with instances.registered(info, lambda: (consumer.active_count, processor.processed)):
+        async with instances.registered(
+            info,
+            lambda: (consumer.active_count, processor.processed),
+            lambda: {"relay": circuit.state()},
+        ):
             logger.info(
                 "Worker %s taking jobs from %r (concurrency %d, SMTP %s:%d, pool %d)",
                 name,
@@ -77,7 +81,10 @@ class WorkerRunner:
         settings = self._settings
         journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
         limiter = SendRateLimiter(settings, client)
-        circuit = RelayCircuit(pool.probe)
+        smtp = settings.smtp
+        circuit = RelayCircuit(
+            pool.probe, address=f"{smtp.host}:{smtp.port}", metrics=self._metrics
+        )
         processor = EmailProcessor(
             pool, journal, limiter, circuit, instance_id=name, metrics=self._metrics
         )

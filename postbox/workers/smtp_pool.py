@@ -185,15 +185,34 @@ class SmtpPool:
         return smtp
 
     async def probe(self) -> None:
-        """Open a new connection (greeting, EHLO, TLS, login) and keep it; raises a
-        `DeliveryError` if the relay is still unavailable."""
-        async with self._slots:
-            self._idle.append(await self._connect_or_raise())
+        """Open a new connection (greeting, EHLO, TLS, login) and give it to the pool;
+        raises a `DeliveryError` if the relay is still unavailable.
+
+        The probe takes no slot: during a stall every slot is held by a send waiting for
+        its timeout, and a probe queued behind them would not run for minutes. So one
+        connection more than `pool_size` may be open while a probe runs; a probe's
+        connection that finds the pool full is closed. EHLO is part of the probe because
+        a stalled relay may still greet.
+        """
+        smtp = await self._connect_or_raise()
+        try:
+            if smtp.is_ehlo_or_helo_needed:
+                await smtp.ehlo()
+        except Exception as exc:
+            self._discard(smtp)
+            raise classify(exc) from exc
+        if len(self._idle) < self._settings.pool_size:
+            self._idle.append(smtp)
+            return
+        await self._quit([smtp])
 
     async def close(self) -> None:
         """Quit every idle connection."""
         idle, self._idle = self._idle, []
-        for smtp in idle:
+        await self._quit(idle)
+
+    async def _quit(self, connections: list[aiosmtplib.SMTP]) -> None:
+        for smtp in connections:
             self._metrics.connections_open.dec()
             try:
                 await smtp.quit()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from postbox.queue.advice import Figures, advise, sustained_minimum
+from postbox.queue.advice import Figures, RelayFigures, advise, sustained_minimum
+from postbox.queue.relay_health import relay_summary
 
 NOW = 1_000_000_000
 QUIET = Figures(
@@ -84,3 +85,77 @@ def test_saturated_rate_limit_is_named_instead_of_more_workers() -> None:
 def test_waiting_emails_without_workers_and_gone_processes() -> None:
     found = replace(QUIET, waiting=7, live_workers=0, gone_processes=1)
     assert codes(found) == ["no_workers", "processes_gone"]
+
+
+RELAY_DOWN = RelayFigures(
+    address="smtp.example.net:587",
+    down_workers=2,
+    down_seconds=42.0,
+    last_error="Relay unreachable: ConnectionRefusedError: [Errno 111] Connection refused",
+)
+
+
+def test_a_worker_down_on_the_relay_says_emails_are_postponed_not_failed() -> None:
+    [advice] = advise(replace(QUIET, relay=RELAY_DOWN))
+    assert advice.code == "relay_unavailable"
+    assert (advice.figure, advice.value, advice.threshold) == ("relay_down_seconds", 42.0, 0)
+    assert "smtp.example.net:587 unreachable for 42 s" in advice.message
+    assert "postponed, not failed" in advice.message
+    assert "Connection refused" in advice.message
+
+
+def test_a_backlog_behind_a_relay_outage_is_no_reason_to_add_workers() -> None:
+    found = replace(QUIET, waiting=300, waiting_history=history([500] * 31), relay=RELAY_DOWN)
+    assert codes(found) == ["relay_unavailable"]
+
+
+def test_refused_credentials_say_fix_the_password_rather_than_wait_for_the_relay() -> None:
+    refused = RelayFigures(
+        address="smtp.example.net:587",
+        down_workers=1,
+        down_seconds=12.0,
+        last_error="SMTP authentication refused: 535 5.7.8 Authentication credentials invalid",
+        auth_refused_workers=1,
+        auth_error="SMTP authentication refused: 535 5.7.8 Authentication credentials invalid",
+    )
+    [advice] = advise(replace(QUIET, relay=refused))
+    assert advice.code == "relay_config_error"
+    assert (advice.figure, advice.value) == ("workers_auth_refused", 1)
+    assert "535 5.7.8" in advice.message
+    assert "SMTP_PASSWORD" in advice.message
+    # Another worker down for another reason is named too.
+    both = replace(refused, down_workers=2)
+    assert codes(replace(QUIET, relay=both)) == ["relay_config_error", "relay_unavailable"]
+
+
+def _worker(health: str, circuit: str, error_class: str | None, down: float | None) -> dict:
+    relay = {
+        "address": "relay:25",
+        "circuit": circuit,
+        "down_since": None,
+        "down_seconds": down,
+        "consecutive_failures": 3 if down else 0,
+        "postponed": 5 if down else 0,
+        "probes": 1,
+        "last_error": f"{error_class} error" if error_class else None,
+        "error_class": error_class,
+    }
+    return {"role": "worker", "health": health, "last_seen_seconds": 0.5, "relay": relay}
+
+
+def test_relay_summary_reads_live_workers_only_and_the_longest_outage() -> None:
+    summary = relay_summary(
+        [
+            _worker("healthy", "closed", None, None),
+            _worker("healthy", "open", "unavailable", 10.0),
+            _worker("slow", "half_open", "auth", 30.0),
+            _worker("gone", "open", "unavailable", 99.0),
+            {"role": "api", "health": "healthy", "last_seen_seconds": 0.1},
+        ]
+    )
+    assert summary["workers_reporting"] == 3
+    assert summary["workers_down"] == 2
+    assert summary["workers_auth_refused"] == 1
+    assert summary["down_seconds"] == 30.5  # as published, plus the heartbeat's age
+    assert summary["auth_error"] == summary["last_error"] == "auth error"
+    assert summary["postponed"] == 10

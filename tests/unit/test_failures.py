@@ -7,7 +7,12 @@ import ssl
 import aiosmtplib
 import pytest
 
-from postbox.errors import PermanentDeliveryError, RelayMisconfigured, RelayUnavailable
+from postbox.errors import (
+    PermanentDeliveryError,
+    RelayAuthFailed,
+    RelayMisconfigured,
+    RelayUnavailable,
+)
 from postbox.workers.failures import classify
 
 
@@ -53,3 +58,38 @@ def test_smtputf8_not_offered_is_permanent_and_says_so():
     assert type(error) is PermanentDeliveryError
     assert error.error_class == "rejected"
     assert "SMTPUTF8" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (
+            aiosmtplib.SMTPAuthenticationError(535, "5.7.8 Authentication credentials invalid"),
+            "SMTP authentication refused: 535 5.7.8",
+        ),
+        (aiosmtplib.SMTPAuthenticationError(534, "5.7.9 Mechanism too weak"), "534"),
+        (aiosmtplib.SMTPAuthenticationError(538, "5.7.11 Encryption required"), "538"),
+        (
+            aiosmtplib.SMTPSenderRefused(530, "5.7.0 Authentication required", "s@example.com"),
+            "SMTP_USERNAME and SMTP_PASSWORD",
+        ),
+        (
+            aiosmtplib.SMTPException("The SMTP AUTH extension is not supported by this server."),
+            "does not offer AUTH",
+        ),
+    ],
+)
+def test_refused_credentials_postpone_like_an_outage_and_say_so(exc, words):
+    error = classify(exc)
+
+    assert isinstance(error, RelayAuthFailed)
+    assert isinstance(error, RelayUnavailable)  # postponed, no attempt spent
+    assert error.error_class == "auth"
+    assert words in str(error)
+
+
+def test_a_temporary_authentication_failure_is_an_outage_not_a_password_problem():
+    error = classify(aiosmtplib.SMTPAuthenticationError(454, "4.7.0 Temporary failure"))
+
+    assert type(error) is RelayUnavailable
+    assert error.smtp_code == 454
