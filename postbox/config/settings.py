@@ -76,6 +76,9 @@ class WorkerSettings:
     backoff_ms: int = 2000
     shutdown_grace_seconds: float = 60.0
     lock_duration_ms: int = 30_000
+    # How long a re-run waits for the journal of a send that another run started and did not
+    # report (its worker cut off from Redis, or dead); then it sends (see journal.py).
+    send_mark_seconds: int = 120
     stalled_interval_ms: int = 30_000
     max_stalled_count: int = 5
     rate_limit: RateLimit | None = None
@@ -295,6 +298,7 @@ def _load_worker(env: _Env) -> WorkerSettings:
             "WORKER_SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds
         ),
         lock_duration_ms=env.positive_int("EMAIL_LOCK_DURATION_MS", defaults.lock_duration_ms),
+        send_mark_seconds=env.positive_int("EMAIL_SEND_MARK_SECONDS", defaults.send_mark_seconds),
         stalled_interval_ms=env.positive_int(
             "EMAIL_STALLED_INTERVAL_MS", defaults.stalled_interval_ms
         ),

@@ -112,6 +112,7 @@ class EmailConsumer:
                 "settings": {"backoffStrategy": jittered_exponential},
             },
             send_needs_ms(settings),
+            settings.worker.send_mark_seconds * 1000,
         )
         self._run_task: asyncio.Task[None] | None = None
 

@@ -6,6 +6,14 @@ relay's answer and the job's completion sends nothing twice. The same write appe
 attempt to the job's BullMQ log (`bull:<queue>:<id>:logs`, shown by Bull Board too). After a
 successful send the write travels in the job's completion pipeline, ahead of the completion
 itself: one round trip for the journal, the completion and the next job's fetch.
+
+The journal cannot speak for a send whose worker got the relay's 250 and then lost Redis (a
+network partition, or Redis away longer than the job's lock): the stalled-job check gives
+the job to another worker, whose re-run finds no journal. So right before each transaction
+the lock confirmation also sets a *send mark* (`postbox:<queue>:sending:<id>`, expiring after
+EMAIL_SEND_MARK_SECONDS), and every journal write removes it. A re-run that finds another
+run's mark waits (postponed, no attempt spent) until the mark's journal write arrives, which
+says what the relay accepted, or the mark expires: then the outcome is unknown and it sends.
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ _ACCEPTED = "a:"
 _REJECTED = "r:"
 MAX_LOGGED_ATTEMPTS = 50
 
-# One call instead of a MULTI of four commands: the journal write is on every send's path.
-# KEYS: journal hash, attempt log. ARGV: ttl, attempt, max attempts kept, field, value, ...
+# One call instead of a MULTI of five commands: the journal write is on every send's path.
+# KEYS: journal hash, attempt log, send mark. ARGV: ttl, attempt, attempts kept, field, value...
 _RECORD = """
 if #ARGV > 3 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 4))
@@ -33,6 +41,7 @@ if #ARGV > 3 then
 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('DEL', KEYS[3])
 """
 
 
@@ -42,6 +51,8 @@ class JournalEntry:
 
     accepted: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
+    # Milliseconds left on another run's send mark: that run may have sent and not reported.
+    unreported_send_ms: int = 0
 
     def pending(self, recipients: Iterable[str]) -> list[str]:
         """The recipients that still need a send."""
@@ -49,7 +60,9 @@ class JournalEntry:
 
     def merged(self, accepted: dict[str, str], rejected: dict[str, str]) -> JournalEntry:
         """This entry with a new attempt's answers added."""
-        return JournalEntry({**self.accepted, **accepted}, {**self.rejected, **rejected})
+        return JournalEntry(
+            {**self.accepted, **accepted}, {**self.rejected, **rejected}, self.unreported_send_ms
+        )
 
 
 EMPTY = JournalEntry()
@@ -65,9 +78,18 @@ class SendJournal:
         self._record = client.register_script(_RECORD)
 
     async def load(self, job_id: str) -> JournalEntry:
-        """The entry of `job_id` (empty if nothing was recorded)."""
-        fields = await self._client.hgetall(self._keys.journal(job_id))
-        return parse_entry(cast(dict[str, str], fields))  # decode_responses=True
+        """The entry of `job_id` (empty if nothing was recorded), with the time left on a
+        send mark an earlier run left (one round trip)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._keys.journal(job_id))
+            pipe.pttl(self._keys.sending(job_id))
+            fields, mark_ms = await pipe.execute()
+        entry = parse_entry(cast(dict[str, str], fields))  # decode_responses=True
+        return JournalEntry(entry.accepted, entry.rejected, max(0, int(mark_ms)))
+
+    async def clear_mark(self, job_id: str) -> None:
+        """Remove this run's send mark: it will not send (postponed before the transaction)."""
+        await self._client.delete(self._keys.sending(job_id))
 
     def record_call(
         self,
@@ -82,7 +104,11 @@ class SendJournal:
         for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
             for recipient, reply in replies.items():
                 fields += (prefix + recipient, reply)
-        keys = [self._keys.journal(job_id), self._keys.attempt_log(job_id)]
+        keys = [
+            self._keys.journal(job_id),
+            self._keys.attempt_log(job_id),
+            self._keys.sending(job_id),
+        ]
         line = json.dumps(attempt, separators=(",", ":"))
         return ScriptCall(self._record, keys, [self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
 

@@ -20,6 +20,10 @@ class PostboxKeys:
         """Holds the relay's acceptance of a job's message, per recipient."""
         return f"postbox:{self.queue_name}:journal:{job_id}"
 
+    def sending(self, job_id: str) -> str:
+        """Set (with the run's lock token) while a run may be mid-send; expires on its own."""
+        return f"postbox:{self.queue_name}:sending:{job_id}"
+
     def instance(self, instance_key: str) -> str:
         """Holds one live process's registry entry; it expires when heartbeats stop."""
         return f"postbox:{self.queue_name}:instance:{instance_key}"

@@ -10,6 +10,7 @@ tried again, those refused with 4xx are retried alone.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,9 @@ from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SendResult, SmtpPool
 
 logger = logging.getLogger(__name__)
+
+# How often a re-run looks again for the journal of an earlier run's unreported send.
+UNREPORTED_SEND_RECHECK_MS = 2000
 
 
 class EmailProcessor:
@@ -89,6 +93,15 @@ class EmailProcessor:
             logger.info("Email %s was already accepted by the relay; completing", job.id)
             self._metrics.outcome("sent", "journal")
             return Completion(self._result(entry, None))
+        if entry.unreported_send_ms:
+            self._metrics.outcome("postponed", "unreported_send")
+            logger.warning(
+                "Email %s: an earlier run may have sent it without reporting; waiting %d ms "
+                "more for its journal",
+                job.id,
+                entry.unreported_send_ms,
+            )
+            raise Postponed(_recheck_at_ms(entry.unreported_send_ms), "an earlier run's send")
         result = await self._send(job, pending)
         return await self._settle(job, entry, pending, result)
 
@@ -109,6 +122,7 @@ class EmailProcessor:
             )
         except Postponed:
             self._metrics.outcome("postponed", "rate_limit")
+            await self._journal.clear_mark(job.id)  # confirmed, then held back: not sent
             raise
         except RelayUnavailable as exc:
             # `relay_unavailable`, or `relay_auth` for a refused login (RelayAuthFailed).
@@ -183,3 +197,9 @@ class EmailProcessor:
 
 def _listing(replies: dict[str, str]) -> str:
     return "; ".join(f"{rcpt}: {reply}" for rcpt, reply in replies.items())
+
+
+def _recheck_at_ms(mark_left_ms: int) -> int:
+    """When to look again for an earlier run's journal: soon (its worker may be back), and
+    never later than its send mark ends."""
+    return int(time.time() * 1000) + min(mark_left_ms, UNREPORTED_SEND_RECHECK_MS)

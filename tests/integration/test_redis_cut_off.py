@@ -128,9 +128,9 @@ def test_worker_partitioned_past_its_lock_sends_nothing_another_worker_sends(
     duplicates = sum(n - 1 for n in _received(smtp_server).values())
     print("redis-partition-8s:", json.dumps({"emails": EMAILS, "duplicates": duplicates}))
     assert redis_client.zcard("bull:email:failed") == 0
-    # What remains: the sends already under way when the partition began (at most one per
-    # SMTP connection, 8 by default, plus the completion pipeline in flight at that moment).
-    # Each got its 250 while the lock was good, but its journal write could not reach Redis
-    # before the lock ran out, so the other worker's re-run found no journal. Before the lock
-    # check, every active job was sent twice (100 here, one per job slot).
-    assert duplicates <= 16
+    # The sends already under way when the partition began got their 250 while the lock was
+    # good, but their journal writes could not reach Redis before the lock ran out. Their
+    # send marks make the other worker's re-runs wait for those writes, which arrive when the
+    # partition heals. (Without the lock check every active job was sent twice, 100 here;
+    # with the check and no mark, 8 or 9: one per SMTP connection.)
+    assert duplicates == 0

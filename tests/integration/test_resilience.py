@@ -77,7 +77,13 @@ def test_smtp_outage_of_30_seconds_ends_with_everything_delivered(api, smtp_serv
 
 @pytest.mark.smtp_delay(0.01)
 def test_sigkilled_worker_loses_no_email(api, smtp_server, worker_factory):
-    env = {"EMAIL_LOCK_DURATION_MS": "5000", "EMAIL_STALLED_INTERVAL_MS": "2000"}
+    # Send marks shorter than the lock: a SIGKILLed worker never reports, so its re-runs wait
+    # for nothing (journal.py); the default (120 s) would only slow this test down.
+    env = {
+        "EMAIL_LOCK_DURATION_MS": "5000",
+        "EMAIL_STALLED_INTERVAL_MS": "2000",
+        "EMAIL_SEND_MARK_SECONDS": "3",
+    }
     accepted = _post_all(api, _emails(2000, "crash"))
     steady = worker_factory(**env)
     victim = worker_factory(**env)

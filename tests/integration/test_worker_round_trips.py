@@ -16,14 +16,14 @@ def _script_calls(client: sync_redis.Redis) -> int:
     return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in SCRIPT_COMMANDS)
 
 
-def test_a_busy_worker_makes_two_script_calls_per_email(
+def test_a_busy_worker_makes_under_three_script_calls_per_email(
     api, redis_client, smtp_server, worker_factory
 ):
     emails = [email_payload(to=f"busy{i}@example.org") for i in range(500)]
     assert api.post("/v1/emails/batch", json={"emails": emails}).status_code == 202
     before = _script_calls(redis_client)
 
-    worker_factory()  # one process, 100 job slots
+    worker = worker_factory()  # one process, 100 job slots
     wait_until(lambda: len(smtp_server.received) == 500, timeout=60)
 
     # Per email: the lock confirmation before the send (shared by the sends that reach it
@@ -33,7 +33,14 @@ def test_a_busy_worker_makes_two_script_calls_per_email(
     print(f"busy worker: {per_email:.2f} script calls per email")
     assert per_email < 3
     # Its 100 slots share a bounded pool; redis-py keeps every connection it opened.
-    worker_connections = [c for c in redis_client.client_list() if c["name"].startswith("bull:")]
+    # Only this worker's: bullmq names them after the worker (instance id and pid), and the
+    # session's Redis may still hold connections of earlier tests' workers.
+    own = f"-{worker.process.pid}"
+    worker_connections = [
+        c
+        for c in redis_client.client_list()
+        if c["name"].startswith("bull:") and c["name"].endswith(own)
+    ]
     print(f"busy worker: {len(worker_connections)} Redis connections")
     assert len(worker_connections) <= POOL_SIZE
 

@@ -4,7 +4,9 @@ bullmq's lock manager renews the lock of every active job every lockDuration / 4
 nothing to the job when that fails. A worker cut off from Redis kept sending: once its locks
 expired, the stalled-job check gave the jobs to another worker, which sent them again. So
 right before each SMTP transaction the job's lock is extended by lockDuration with the job's
-token (bullmq's `extendLocks` script, which refuses a token that no longer owns the lock).
+token, refused when the token no longer owns the lock (what bullmq's `extendLocks` script
+does, written out in `_CONFIRM` because the same call also sets the send mark of
+postbox/queue/journal.py, so that a re-run elsewhere can tell that this run may be sending).
 Confirmations that arrive while one is in flight share the next call (postbox/group_commit.py):
 under load that is one Redis call for many emails.
 
@@ -28,9 +30,28 @@ from typing import Any
 from postbox.errors import LockLost
 from postbox.group_commit import GroupCommit
 from postbox.queue.connection import UNAVAILABLE_ERRORS
+from postbox.queue.keys import PostboxKeys
 
 logger = logging.getLogger(__name__)
 
+# bullmq's extendLocks-1.lua (3.4.4) for each job, plus the send mark when the lock is held.
+# KEYS: stalled set, then per job its lock key and its send-mark key.
+# ARGV: lock duration (ms), mark lifetime (ms), then per job its id and its token.
+# Returns per job 1 (held, extended, marked) or 0 (not this token's).
+_CONFIRM = """
+local held = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local lock, mark = KEYS[2 * i], KEYS[2 * i + 1]
+  local id, token = ARGV[2 * i + 1], ARGV[2 * i + 2]
+  held[i] = 0
+  if redis.call('GET', lock) == token and redis.call('SET', lock, token, 'PX', ARGV[1]) then
+    redis.call('SREM', KEYS[1], id)
+    redis.call('SET', mark, token, 'PX', ARGV[2])
+    held[i] = 1
+  end
+end
+return held
+"""
 FIRST_RETRY_SECONDS = 0.05
 # Redis back from an outage is seen within this (plus a connect).
 MAX_RETRY_SECONDS = 0.5
@@ -47,10 +68,13 @@ def retry_delays() -> Iterator[float]:
 class LockConfirmations:
     """Extends jobs' locks on demand for one bullmq worker, in shared calls."""
 
-    def __init__(self, worker: Any, needed_ms: int) -> None:
+    def __init__(self, worker: Any, needed_ms: int, mark_ms: int) -> None:
         self._worker = worker
         self._duration_ms: int = worker.opts["lockDuration"]
         self._needed = needed_ms / 1000
+        self._mark_ms = mark_ms
+        self._keys = PostboxKeys(worker.name)
+        self._confirm = worker.client.register_script(_CONFIRM)
         self._lost: set[str] = set()
         self._commit: GroupCommit[tuple[str, str], bool] = GroupCommit(self._extend)
         worker.on("lockRenewalFailed", self._lost.update)
@@ -84,8 +108,10 @@ class LockConfirmations:
         self._lost.discard(job_id)
 
     async def _extend(self, jobs: list[tuple[str, str]]) -> list[bool]:
-        ids = [job_id for job_id, _ in jobs]
-        tokens = [token for _, token in jobs]
-        failed = await self._worker.scripts.extendJobLocks(ids, tokens, self._duration_ms)
-        refused = set(failed or ())
-        return [job_id not in refused for job_id in ids]
+        keys = [self._worker.keys["stalled"]]
+        args: list[str | int] = [self._duration_ms, self._mark_ms]
+        for job_id, token in jobs:
+            keys += (self._keys.bull(f"{job_id}:lock"), self._keys.sending(job_id))
+            args += (job_id, token)
+        held = await self._confirm(keys=keys, args=args)
+        return [bool(flag) for flag in held]

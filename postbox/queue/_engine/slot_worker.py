@@ -62,13 +62,19 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
     awaited (never on its own, as bullmq's autorun would)."""
 
     def __init__(
-        self, name: str, processor: Processor, opts: dict[str, Any], send_needs_ms: int
+        self,
+        name: str,
+        processor: Processor,
+        opts: dict[str, Any],
+        send_needs_ms: int,
+        send_mark_ms: int,
     ) -> None:
-        """`send_needs_ms`: the lock time a send may take; less left, and it does not start."""
+        """`send_needs_ms`: the lock time a send may take; less left, and it does not start.
+        `send_mark_ms`: how long a send mark outlives its lock confirmation (journal.py)."""
         super().__init__(name, processor, {**opts, "autorun": False})
         self._idle: deque[asyncio.Future[None]] = deque()
         self._completions = Completions(self.client)
-        self._locks = LockConfirmations(self, send_needs_ms)
+        self._locks = LockConfirmations(self, send_needs_ms, send_mark_ms)
 
     async def confirm_lock(self, job_id: str, token: str) -> None:
         """Extend the job's lock before a send; raises `LockLost` if it is not this
