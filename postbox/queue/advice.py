@@ -23,6 +23,8 @@ FAILURE_RATE_PERCENT = 1.0
 # Below this many finished emails in the last minute a failure rate says little.
 MIN_FINISHED = 20
 SATURATION = 0.9
+# Past this share of maxmemory, warn before Redis starts refusing new emails.
+MEMORY_HIGH = 0.9
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class Figures:
     live_workers: int
     gone_processes: int
     rate_limit_per_second: float | None
+    redis_used_memory: int = 0
+    # 0: Redis has no memory limit.
+    redis_maxmemory: int = 0
+    redis_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,50 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
         live_workers=cluster["roles"]["worker"]["processes"],
         gone_processes=cluster["processes"]["gone"],
         rate_limit_per_second=rate_limit_per_second,
+        redis_used_memory=stats.get("redis", {}).get("used_memory", 0),
+        redis_maxmemory=stats.get("redis", {}).get("maxmemory", 0),
+        redis_full=stats.get("redis", {}).get("full", False),
     )
 
 
 def advise(found: Figures) -> list[Advice]:
     """Every rule that applies, most urgent first."""
-    rules = (_no_workers, _rate_limit_saturated, _add_workers, _check_relay, _processes_gone)
+    rules = (
+        _redis_memory,
+        _no_workers,
+        _rate_limit_saturated,
+        _add_workers,
+        _check_relay,
+        _processes_gone,
+    )
     return [advice for rule in rules if (advice := rule(found)) is not None]
+
+
+def _redis_memory(found: Figures) -> Advice | None:
+    limit = found.redis_maxmemory
+    if limit <= 0:
+        return None
+    share = round(found.redis_used_memory / limit, 3)
+    if found.redis_full:
+        return Advice(
+            "redis_full",
+            "Redis is at maxmemory and refuses new emails (503 queue_full): raise maxmemory, "
+            "or free memory (workers draining the queue, a shorter EMAIL_DEDUP_WINDOW_SECONDS "
+            "keeps fewer finished jobs).",
+            "redis_memory_share",
+            share,
+            1.0,
+        )
+    if share < MEMORY_HIGH:
+        return None
+    return Advice(
+        "redis_memory_high",
+        f"Redis uses {share:.0%} of maxmemory; at 100 % it refuses new emails: raise "
+        "maxmemory or free memory.",
+        "redis_memory_share",
+        share,
+        MEMORY_HIGH,
+    )
 
 
 def _no_workers(found: Figures) -> Advice | None:

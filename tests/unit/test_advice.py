@@ -84,3 +84,18 @@ def test_saturated_rate_limit_is_named_instead_of_more_workers() -> None:
 def test_waiting_emails_without_workers_and_gone_processes() -> None:
     found = replace(QUIET, waiting=7, live_workers=0, gone_processes=1)
     assert codes(found) == ["no_workers", "processes_gone"]
+
+
+def test_redis_at_maxmemory_says_it_refuses_new_emails() -> None:
+    full = replace(QUIET, redis_used_memory=1010, redis_maxmemory=1000, redis_full=True)
+    [advice] = advise(full)
+    assert advice.code == "redis_full"
+    assert (advice.figure, advice.value, advice.threshold) == ("redis_memory_share", 1.01, 1.0)
+    assert "maxmemory" in advice.message
+
+
+def test_redis_near_maxmemory_warns_and_no_limit_says_nothing() -> None:
+    high = replace(QUIET, redis_used_memory=950, redis_maxmemory=1000)
+    assert codes(high) == ["redis_memory_high"]
+    assert codes(replace(QUIET, redis_used_memory=800, redis_maxmemory=1000)) == []
+    assert codes(replace(QUIET, redis_used_memory=10**9, redis_maxmemory=0)) == []
