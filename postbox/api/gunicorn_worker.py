@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import selectors
 import socket
-import sys
 import time
 from functools import partial
 from typing import Any
@@ -36,9 +35,6 @@ SHED_ANSWER = (
     b"Retry-After: " + admission.RETRY_AFTER.encode() + b"\r\nConnection: close\r\n"
     b"Content-Length: " + str(len(admission.SHED_BODY)).encode() + b"\r\n\r\n"
 ) + admission.SHED_BODY
-# The accept loop competes for the GIL with 16 busy threads; at Python's default 5 ms
-# interval it waited up to ~80 ms for its turn, and so did every request it was to shed.
-SWITCH_INTERVAL_SECONDS = 0.001
 _GATED_PREFIXES = (b"POST /v1/", b"GET /v1/", b"DELETE /v1/")
 
 
@@ -51,7 +47,6 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         self._queued = 0
         self._started = itertools.count(1)
         self._last_started = 0
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         super().init_process()
 
     def enqueue_req(self, conn: Any) -> None:
