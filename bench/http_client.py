@@ -7,7 +7,7 @@ CPU (which the server competes for on a 2-core machine) on sending, not on a cli
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class StaleConnection(Exception):
@@ -16,10 +16,11 @@ class StaleConnection(Exception):
 
 @dataclass(frozen=True)
 class Response:
-    """Status and body of one reply."""
+    """Status, body and (lower-case) headers of one reply."""
 
     status: int
     body: bytes
+    headers: dict[bytes, bytes] = field(default_factory=dict)
 
 
 class Connection:
@@ -43,28 +44,25 @@ class Connection:
             raw_head = await self._reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise StaleConnection from exc
-        status, length, close = _parse_head(raw_head)
-        data = await self._reader.readexactly(length)
-        self.reusable = not close
-        return Response(status, data)
+        status, headers = _parse_head(raw_head)
+        data = await self._reader.readexactly(int(headers.get(b"content-length", 0)))
+        self.reusable = headers.get(b"connection", b"").lower() != b"close"
+        return Response(status, data, headers)
 
     def close(self) -> None:
         """Close the socket."""
         self._writer.close()
 
 
-def _parse_head(raw: bytes) -> tuple[int, int, bool]:
+def _parse_head(raw: bytes) -> tuple[int, dict[bytes, bytes]]:
     lines = raw.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
-    length, close = 0, False
+    headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection":
-            close = value.strip().lower() == b"close"
-    return status, length, close
+        if name:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
 
 
 class Client:

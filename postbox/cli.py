@@ -80,7 +80,7 @@ def gunicorn_spec(settings: Settings, metrics_dir: str) -> ChildSpec:
         "--workers",
         str(api.web_concurrency),
         "--worker-class",
-        "gthread",
+        "postbox.api.gunicorn_worker.AdmissionWorker",
         "--threads",
         str(GUNICORN_THREADS),
         "--graceful-timeout",

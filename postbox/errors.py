@@ -4,6 +4,7 @@ PostboxError
 ├── ConfigError              a setting in the environment is unusable
 ├── RedisServerError         no usable private redis-server could be started (dev, tests)
 ├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
+│   └── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
 ├── InvalidCursor            a pagination cursor was not made by Postbox
 ├── AddressError             a posted email address cannot be used
 ├── Postponed                a job must run again later without spending an attempt
@@ -27,7 +28,8 @@ PostboxError
     ├── IdempotencyConflict      409 idempotency_conflict
     ├── UnsupportedMediaType     415 unsupported_media_type
     ├── ValidationFailed         422 validation_error
-    └── RateLimited              429 rate_limited
+    ├── RateLimited              429 rate_limited
+    └── Overloaded               503 overloaded
 
 Each delivery error has an `error_class`: the word that starts a dead letter's reason
 ("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by;
@@ -55,6 +57,10 @@ class RedisServerError(PostboxError, RuntimeError):
 
 class QueueUnavailable(PostboxError):
     """Raised when Redis, which holds the queue, cannot be reached in time."""
+
+
+class QueueFull(QueueUnavailable):
+    """Raised when Redis refuses a write because it reached `maxmemory` (noeviction)."""
 
 
 class InvalidCursor(PostboxError, ValueError):
@@ -213,3 +219,11 @@ class RateLimited(ApiError):
 
     status = 429
     code = "rate_limited"
+
+
+class Overloaded(ApiError):
+    """Raised when a request waited too long to be served: the process is saturated, and
+    answering now, without enqueueing, beats answering after the client gave up."""
+
+    status = 503
+    code = "overloaded"

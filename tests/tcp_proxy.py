@@ -21,9 +21,15 @@ _CHUNK = 65536
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close `sock` with a TCP reset, so the peer sees the connection end at once."""
+    """Close `sock` with a TCP reset, so the peer sees the connection end at once.
+
+    `shutdown` first: a `close` alone, while a pump thread is blocked in `recv` on the same
+    socket, only drops the descriptor; the connection stayed open (Redis kept the clients of
+    a long-gone worker) and the thread blocked for good."""
     with suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with suppress(OSError):
         sock.close()
 

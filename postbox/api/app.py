@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from postbox.api import dashboard, dead_letters, docs, emails, health, openapi, queue_stats
+from postbox.api import (
+    admission,
+    dashboard,
+    dead_letters,
+    docs,
+    emails,
+    health,
+    openapi,
+    queue_stats,
+)
 from postbox.api.auth import check_api_key
 from postbox.api.dashboard_auth import configure_sessions
 from postbox.api.errors import register_error_handlers
@@ -29,6 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     count_requests(app)
     configure_sessions(app, settings.api.secret_key)
     register_blueprints(app, settings, state.rate_limiter)
+    app.wsgi_app = admission.AdmissionGate(  # type: ignore[method-assign]
+        app.wsgi_app, settings.api.max_queue_wait_ms
+    )
     return app
 
 

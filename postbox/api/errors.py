@@ -3,8 +3,8 @@
     {"error": {"code": "validation_error", "message": "...", "fields": {"to": ["..."]}}}
 
 Our own errors (`postbox.errors.ApiError` and its subclasses) carry their status and code;
-marshmallow's `ValidationError`, werkzeug's `HTTPException` and `QueueUnavailable` are
-mapped here, and nothing else leaks a stack trace.
+marshmallow's `ValidationError`, werkzeug's `HTTPException`, `QueueUnavailable` and
+`QueueFull` are mapped here, and nothing else leaks a stack trace.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from flask import Flask, Response, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from postbox.errors import ApiError, FieldErrors, QueueUnavailable, Unauthorized
+from postbox.errors import ApiError, FieldErrors, QueueFull, QueueUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
+# Memory comes back as workers complete jobs or an operator raises maxmemory: minutes, not
+# the seconds a Redis restart takes.
+QUEUE_FULL_RETRY_AFTER = "30"
 
 
 def error_response(status: int, code: str, message: str, fields: FieldErrors | None) -> Response:
@@ -33,6 +36,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(QueueUnavailable, _queue_unavailable)
+    app.register_error_handler(QueueFull, _queue_full)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(Exception, _unexpected)
 
@@ -54,6 +58,14 @@ def _queue_unavailable(exc: QueueUnavailable) -> Response:
     logger.warning("Answering 503: %s", exc)
     response = error_response(503, "queue_unavailable", "The queue is unavailable; retry.", None)
     response.headers["Retry-After"] = "5"
+    return response
+
+
+def _queue_full(exc: QueueFull) -> Response:
+    # Not logged here: the gateway logs once when the refusals start and once when they end.
+    message = "The queue is full (Redis is out of memory); retry later."
+    response = error_response(503, "queue_full", message, None)
+    response.headers["Retry-After"] = QUEUE_FULL_RETRY_AFTER
     return response
 
 

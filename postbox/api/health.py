@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from postbox.api.extension import state
-from postbox.errors import QueueUnavailable
+from postbox.errors import QueueFull, QueueUnavailable
 
 bp = Blueprint("health", __name__)
 
@@ -20,9 +20,12 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """Ready when Redis answers; 503 otherwise, so a load balancer routes around us."""
+    """Ready when Redis takes a write; 503 otherwise (unreachable, or out of memory, where
+    every POST would be refused), so a load balancer routes around us."""
     try:
-        state().gateway.ping()
+        state().gateway.probe_write()
+    except QueueFull:
+        return {"status": "unavailable", "redis": "full"}, 503
     except QueueUnavailable:
         return {"status": "unavailable", "redis": "unreachable"}, 503
     return {"status": "ok", "redis": "ok"}, 200

@@ -57,7 +57,8 @@ _ERRORS = {
     "415": "The body is not JSON.",
     "422": "A field or query parameter is invalid.",
     "429": "The key is over its rate limit; see Retry-After.",
-    "503": "Redis is unreachable; retry.",
+    "503": "Redis is unreachable (`queue_unavailable`), out of memory (`queue_full`), or the "
+    "process is saturated (`overloaded`); retry after Retry-After.",
 }
 _SEND_ERRORS = ("400", "401", "403", "409", "413", "415", "422", "429", "503")
 _READ_ERRORS = ("400", "401", "429", "503")
@@ -302,5 +303,8 @@ def _discard() -> dict[str, Any]:
 def _probe(description: str, ready: bool) -> dict[str, Any]:
     answers = _answers("200", description, "Health", ())
     if ready:
-        answers["503"] = {"description": "Redis is unreachable.", "content": _json("Health")}
+        answers["503"] = {
+            "description": "Redis is unreachable or refuses writes (full).",
+            "content": _json("Health"),
+        }
     return {"summary": description, "security": [], "responses": answers}

@@ -215,6 +215,15 @@ class RelaySchema(Schema):
     workers = fields.Nested(RelayWorkersSchema, required=True)
 
 
+class RedisMemorySchema(Schema):
+    """Redis's memory (INFO memory): `full` means it refuses new emails."""
+
+    used_memory = _Int(required=True)
+    maxmemory = _Int(required=True)
+    maxmemory_policy = _Str(required=True)
+    full = fields.Boolean(required=True)
+
+
 class QueueStatsSchema(Schema):
     """`GET /v1/queue/stats`."""
 
@@ -227,6 +236,7 @@ class QueueStatsSchema(Schema):
     instances = fields.List(fields.Nested(InstanceSchema), required=True)
     cluster = fields.Nested(ClusterSchema, required=True)
     waiting_history = fields.List(fields.Nested(WaitingSampleSchema), required=True)
+    redis = fields.Nested(RedisMemorySchema, required=True)
     settings = fields.Dict(required=True)
     relay = fields.Nested(RelaySchema, required=True)
     advice = fields.List(fields.Nested(AdviceSchema), required=True)

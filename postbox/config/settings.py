@@ -115,6 +115,9 @@ class ApiSettings:
     # Signs the dashboard's session cookie; without one, a random secret kept in Redis is
     # shared by every API instance (see postbox/api/dashboard_auth.py).
     secret_key: str | None = field(default=None, repr=False)
+    # A /v1 request that waited longer than this for a thread (gunicorn accepted it, the
+    # process was busy) is answered 503 overloaded at once (postbox/api/admission.py).
+    max_queue_wait_ms: int = 100
 
     @property
     def api_key_digests(self) -> tuple[str, ...]:
@@ -321,6 +324,7 @@ def _load_api(env: _Env) -> ApiSettings:
         rate_limit=env.get("API_RATE_LIMIT", None, parse_api_rate_limit, "bad rate limit"),
         email_limits=_load_email_limits(env),
         secret_key=env.raw("SECRET_KEY"),
+        max_queue_wait_ms=env.positive_int("API_MAX_QUEUE_WAIT_MS", defaults.max_queue_wait_ms),
     )
 
 

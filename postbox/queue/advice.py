@@ -30,6 +30,8 @@ FAILURE_RATE_PERCENT = 1.0
 # Below this many finished emails in the last minute a failure rate says little.
 MIN_FINISHED = 20
 SATURATION = 0.9
+# Past this share of maxmemory, warn before Redis starts refusing new emails.
+MEMORY_HIGH = 0.9
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class Figures:
     gone_processes: int
     rate_limit_per_second: float | None
     relay: RelayFigures = field(default_factory=RelayFigures)
+    redis_used_memory: int = 0
+    # 0: Redis has no memory limit.
+    redis_maxmemory: int = 0
+    redis_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,16 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
             auth_refused_workers=relay["workers_auth_refused"],
             auth_error=relay["auth_error"],
         ),
+        redis_used_memory=stats.get("redis", {}).get("used_memory", 0),
+        redis_maxmemory=stats.get("redis", {}).get("maxmemory", 0),
+        redis_full=stats.get("redis", {}).get("full", False),
     )
 
 
 def advise(found: Figures) -> list[Advice]:
     """Every rule that applies, most urgent first."""
     rules = (
+        _redis_memory,
         _relay_config_error,
         _relay_unavailable,
         _no_workers,
@@ -111,6 +121,33 @@ def advise(found: Figures) -> list[Advice]:
         _processes_gone,
     )
     return [advice for rule in rules if (advice := rule(found)) is not None]
+
+
+def _redis_memory(found: Figures) -> Advice | None:
+    limit = found.redis_maxmemory
+    if limit <= 0:
+        return None
+    share = round(found.redis_used_memory / limit, 3)
+    if found.redis_full:
+        return Advice(
+            "redis_full",
+            "Redis is at maxmemory and refuses new emails (503 queue_full): raise maxmemory, "
+            "or free memory (workers draining the queue, a shorter EMAIL_DEDUP_WINDOW_SECONDS "
+            "keeps fewer finished jobs).",
+            "redis_memory_share",
+            share,
+            1.0,
+        )
+    if share < MEMORY_HIGH:
+        return None
+    return Advice(
+        "redis_memory_high",
+        f"Redis uses {share:.0%} of maxmemory; at 100 % it refuses new emails: raise "
+        "maxmemory or free memory.",
+        "redis_memory_share",
+        share,
+        MEMORY_HIGH,
+    )
 
 
 def _relay_config_error(found: Figures) -> Advice | None:

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 import redis as sync_redis
 import redis.asyncio as redis
 from redis.backoff import NoBackoff
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from postbox.config import RedisSettings
-from postbox.errors import QueueUnavailable
+from postbox.errors import QueueFull, QueueUnavailable
 from postbox.queue._engine.hiredis_packing import pack_with_hiredis
 
 API_TIMEOUT_SECONDS = 2.0
@@ -45,9 +45,12 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 @contextmanager
 def redis_reachable() -> Iterator[None]:
     """Turn Redis being unreachable inside the block into `QueueUnavailable` (the API's 503,
-    the CLI's one-line error)."""
+    the CLI's one-line error), and Redis refusing a write for want of memory into
+    `QueueFull` (a bullmq script's refusal comes as the same `OOM` reply)."""
     try:
         yield
+    except OutOfMemoryError as exc:
+        raise QueueFull("Redis is out of memory (maxmemory): it refuses writes") from exc
     except UNAVAILABLE_ERRORS as exc:
         raise QueueUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
 

@@ -2,7 +2,7 @@
 
 It owns the process's loop thread, Redis client and bullmq `Queue`, all made on first use in
 the process that uses them (gunicorn forks after the app is built). Redis being unreachable
-becomes `QueueUnavailable`, which the API answers with 503.
+becomes `QueueUnavailable`, and Redis out of memory `QueueFull`; the API answers both with 503.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import redis.asyncio as redis
 from bullmq import Queue
 
 from postbox.config import Settings
+from postbox.errors import QueueFull
 from postbox.per_process import PerProcess
 from postbox.queue import dead_letters
 from postbox.queue.connection import (
@@ -29,6 +30,7 @@ from postbox.queue.connection import (
 from postbox.queue.contract import default_job_options
 from postbox.queue.dead_letters import DeadLetterPage
 from postbox.queue.keys import PostboxKeys
+from postbox.queue.memory import WriteRefusals, memory_info
 from postbox.queue.portal import LoopThread
 from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
 from postbox.queue.registry import Counts, InstanceInfo, InstanceRegistry
@@ -39,6 +41,7 @@ T = TypeVar("T")
 # A call makes a few Redis round trips; past this bound it is cancelled (dropping its
 # connection) and the view answers 503. Reads have no timeout of their own (connection.py).
 CALL_TIMEOUT_SECONDS = API_TIMEOUT_SECONDS * 3
+READINESS_PROBE_MS = 10_000
 
 
 class _Resources:
@@ -77,6 +80,7 @@ class QueueGateway:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._resources = PerProcess(lambda: _Resources(settings))
+        self._refusals = WriteRefusals()
 
     def _call(self, make: Callable[[_Resources], Awaitable[T]]) -> T:
         resources = self._resources.get()
@@ -88,8 +92,15 @@ class QueueGateway:
             return resources.loop.call(run(), CALL_TIMEOUT_SECONDS)
 
     def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
-        """Enqueue `emails` (one `add`, or one `addBulk` for several)."""
-        return self._call(lambda r: r.producer.enqueue(emails))
+        """Enqueue `emails` (one `add`, or one `addBulk` for several); `QueueFull` when
+        Redis is out of memory (logged once per period of refusals, not per request)."""
+        try:
+            results = self._call(lambda r: r.producer.enqueue(emails))
+        except QueueFull:
+            self._refusals.refused()
+            raise
+        self._refusals.accepted()
+        return results
 
     def lookup(self, job_id: str) -> EmailView | None:
         """The status of one email, or None if unknown."""
@@ -100,8 +111,11 @@ class QueueGateway:
         return self._call(lambda r: _gather([lookup_email(r.queue, i) for i in job_ids]))
 
     def stats(self) -> dict[str, Any]:
-        """Queue-wide counts, workers, throughput, and the registered processes."""
-        return self._call(lambda r: queue_stats(r.queue, r.registry))
+        """Queue-wide counts, workers, throughput, the registered processes, and Redis's
+        memory (under `redis`)."""
+        stats = self._call(lambda r: queue_stats(r.queue, r.registry))
+        stats["redis"] = self._call(lambda r: memory_info(r.client))
+        return stats
 
     def counts(self) -> dict[str, int]:
         """Jobs per state (one round trip), for the metrics' queue depth."""
@@ -142,6 +156,12 @@ class QueueGateway:
     def ping(self) -> bool:
         """True when Redis answers."""
         return bool(self._call(lambda r: r.client.ping()))
+
+    def probe_write(self) -> None:
+        """Write one short-lived key: `QueueFull` when Redis refuses writes (the readiness
+        that matters to an API whose every POST writes)."""
+        key = PostboxKeys(self._settings.redis.queue_name).readiness_probe()
+        self._call(lambda r: r.client.set(key, "1", px=READINESS_PROBE_MS))
 
     def close(self) -> None:
         """Release this process's connections and stop its loop thread."""

@@ -48,6 +48,10 @@ class PostboxKeys:
         """The random secret that signs dashboard sessions when SECRET_KEY is not set."""
         return f"postbox:{self.queue_name}:dashboard:secret"
 
+    def readiness_probe(self) -> str:
+        """Written (with a short expiry) by `/readyz`: a Redis that refuses it is not ready."""
+        return f"postbox:{self.queue_name}:readiness"
+
     def send_rate_prefix(self) -> str:
         """Prefix of the workers' send rate-limit counters (the `limits` package's keys)."""
         return f"postbox:{self.queue_name}:rate"

@@ -5,10 +5,15 @@ window) holds the payload fingerprint: a claim that finds another fingerprint is
 BullMQ itself never adds a job id twice while the job exists. Duplicates are still passed to
 `add`: if an API process died between claiming and adding, the retry adds the job (a no-op
 when it exists), so a claimed email is never lost.
+
+An add that Redis refuses (out of memory, mostly: the claims are small and fit when the job
+does not) releases the claims this call made for jobs that do not exist, so the client's
+retry is a new email again, not a "duplicate" of one that was never queued.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +22,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from bullmq import Queue
+from redis.exceptions import RedisError
 
 from postbox.message.mime import (
     envelope_recipients,
@@ -39,6 +45,21 @@ for i, key in ipairs(KEYS) do
   found[i] = redis.call('SET', key, ARGV[2 * i - 1], 'EX', ARGV[2 * i], 'NX', 'GET')
 end
 return found
+"""
+
+# Compare-and-delete of the claims an add made, skipping any whose job exists (a bulk add's
+# transaction can add some jobs and be refused for others). KEYS are (claim, job hash) pairs,
+# ARGV the fingerprints each claim was made with: a claim someone else has since made stays.
+RELEASE_SCRIPT = """
+local released = 0
+for i, claimed in ipairs(ARGV) do
+  local claim = KEYS[2 * i - 1]
+  if redis.call('EXISTS', KEYS[2 * i]) == 0 and redis.call('GET', claim) == claimed then
+    redis.call('DEL', claim)
+    released = released + 1
+  end
+end
+return released
 """
 
 
@@ -113,6 +134,7 @@ class EmailProducer:
         self._keys = PostboxKeys(queue.name)
         self._window = dedup_window_seconds
         self._claim_script = client.register_script(CLAIM_SCRIPT)
+        self._release_script = client.register_script(RELEASE_SCRIPT)
 
     async def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
         """Claim each email's id and enqueue every email that is not a conflict."""
@@ -122,7 +144,11 @@ class EmailProducer:
             for email, outcome in zip(emails, outcomes, strict=True)
             if outcome is not Outcome.CONFLICT
         }
-        await self._add(list(to_add.values()))
+        try:
+            await self._add(list(to_add.values()))
+        except Exception:
+            await self._release(emails, outcomes)
+            raise
         return [
             EnqueueResult(email.job_id, outcome)
             for email, outcome in zip(emails, outcomes, strict=True)
@@ -135,6 +161,18 @@ class EmailProducer:
             args += (email.fingerprint, self._window + email.delay_ms // 1000)
         previous = await self._claim_script(keys=keys, args=args)
         return [_outcome(email, found) for email, found in zip(emails, previous, strict=True)]
+
+    async def _release(self, emails: Sequence[PreparedEmail], outcomes: list[Outcome]) -> None:
+        """Undo the claims this call made (DEL is allowed at maxmemory); if Redis cannot be
+        reached to do so, the claims stay, and the client's retry completes them by adding
+        the job as before."""
+        made = {e.job_id: e for e, o in zip(emails, outcomes, strict=True) if o is Outcome.CREATED}
+        keys: list[str] = []
+        for job_id in made:
+            keys += (self._keys.idempotency(job_id), self._keys.bull(job_id))
+        if made:
+            with contextlib.suppress(RedisError, OSError):
+                await self._release_script(keys=keys, args=[e.fingerprint for e in made.values()])
 
     async def _add(self, emails: list[PreparedEmail]) -> None:
         if len(emails) == 1:

@@ -159,3 +159,18 @@ def test_relay_summary_reads_live_workers_only_and_the_longest_outage() -> None:
     assert summary["down_seconds"] == 30.5  # as published, plus the heartbeat's age
     assert summary["auth_error"] == summary["last_error"] == "auth error"
     assert summary["postponed"] == 10
+
+
+def test_redis_at_maxmemory_says_it_refuses_new_emails() -> None:
+    full = replace(QUIET, redis_used_memory=1010, redis_maxmemory=1000, redis_full=True)
+    [advice] = advise(full)
+    assert advice.code == "redis_full"
+    assert (advice.figure, advice.value, advice.threshold) == ("redis_memory_share", 1.01, 1.0)
+    assert "maxmemory" in advice.message
+
+
+def test_redis_near_maxmemory_warns_and_no_limit_says_nothing() -> None:
+    high = replace(QUIET, redis_used_memory=950, redis_maxmemory=1000)
+    assert codes(high) == ["redis_memory_high"]
+    assert codes(replace(QUIET, redis_used_memory=800, redis_maxmemory=1000)) == []
+    assert codes(replace(QUIET, redis_used_memory=10**9, redis_maxmemory=0)) == []

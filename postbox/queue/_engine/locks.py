@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 # bullmq's extendLocks-1.lua (3.4.4) for each job, plus the send mark when the lock is held.
 # KEYS: stalled set, then per job its lock key and its send-mark key.
 # ARGV: lock duration (ms), mark lifetime (ms), then per job its id and its token.
-# Returns per job 1 (held, extended, marked) or 0 (not this token's).
+# Returns per job 1 (held, extended, marked) or 0 (not this token's: a mark this token set
+# on an earlier try whose answer was lost is removed, since this run will not send).
 _CONFIRM = """
 local held = {}
 for i = 1, (#KEYS - 1) / 2 do
@@ -48,9 +49,15 @@ for i = 1, (#KEYS - 1) / 2 do
     redis.call('SREM', KEYS[1], id)
     redis.call('SET', mark, token, 'PX', ARGV[2])
     held[i] = 1
+  elseif redis.call('GET', mark) == token then
+    redis.call('DEL', mark)
   end
 end
 return held
+"""
+# KEYS: a send mark. ARGV: the token that must have set it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 FIRST_RETRY_SECONDS = 0.05
 # Redis back from an outage is seen within this (plus a connect).
@@ -75,6 +82,7 @@ class LockConfirmations:
         self._mark_ms = mark_ms
         self._keys = PostboxKeys(worker.name)
         self._confirm = worker.client.register_script(_CONFIRM)
+        self._release = worker.client.register_script(_RELEASE)
         self._lost: set[str] = set()
         self._commit: GroupCommit[tuple[str, str], bool] = GroupCommit(self._extend)
         worker.on("lockRenewalFailed", self._lost.update)
@@ -101,6 +109,8 @@ class LockConfirmations:
             raise LockLost("the job's lock is no longer this worker's")
         left = sent + self._duration_ms / 1000 - time.monotonic()
         if left < self._needed:
+            # This run will not send: its mark must not hold back the next run.
+            await self._release(keys=[self._keys.sending(job_id)], args=[token])
             raise LockLost(f"only {left:.1f} s of lock left; a send may take {self._needed} s")
 
     def forget(self, job_id: str) -> None:
