@@ -2,7 +2,8 @@
 
 The queue is filled and paused before the worker starts, so start-up (imports, connecting)
 is neither timed nor counted as CPU: the clock and the CPU counters start when the queue is
-resumed. The rate comes from BullMQ's own per-job stamps (first `processedOn` to last
+resumed. The rate runs from the resume to BullMQ's last `completed` event (Postbox removes
+sent jobs; for the Node peer, which keeps them, from the first `processedOn` to the last
 `finishedOn`), the CPU from /proc for the whole process tree (a supervisor and its worker
 children), and the memory from each worker process's high-water mark.
 """
@@ -79,6 +80,7 @@ def measure(
     redis = setup.redis
     other = proc_stats.OtherLoad([child.pid, redis.pid, setup.sink.pid])
     before = _read(setup, child)
+    resumed_at = queues.redis_now(_client(redis))
     queues.resume(redis.url, queue)
     wait_finished(redis, queue, total, timeout=max(60.0, total / 100))
     after = _read(setup, child)
@@ -86,7 +88,7 @@ def measure(
     workers = [pid for pid in proc_stats.tree(child.pid) if not proc_stats.children(pid)]
     peak_rss = max(proc_stats.peak_rss_mb(pid) for pid in workers)
     child.stop()
-    started, finished = queues.completion_span(_client(redis), queue)
+    started, finished = queues.completion_span(_client(redis), queue, resumed_at)
     return DrainResult(
         label=label,
         processes=shape[0],

@@ -10,14 +10,13 @@ that latency into the API's part and the queue-and-worker part.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import uvloop
 
@@ -70,32 +69,29 @@ def _wait_for_files(directory: Path, count: int) -> None:
         time.sleep(0.1)
 
 
-def _arrivals(directory: Path, arrivals_file: Path, tag: str) -> dict[int, float]:
-    """Arrival time per request index, from the dumped messages' Subject lines."""
+def _arrivals(directory: Path, arrivals_file: Path, tag: str) -> dict[int, tuple[float, str]]:
+    """Per request index (from the dumped message's Subject): when it arrived, and the job
+    id's part that its Message-ID carries (`<40 hex digits@domain>`)."""
     subject = re.compile(rf"^Subject: {re.escape(tag)} (\d+)\r?$", re.MULTILINE)
+    message_id = re.compile(r"^Message-ID: <([0-9a-f]{40})@", re.MULTILINE)
     arrived = {}
     for line in arrivals_file.read_text().splitlines():
         name, at = line.split()
-        match = subject.search((directory / name).read_text(errors="replace"))
-        if match:
-            arrived[int(match.group(1))] = float(at)
+        text = (directory / name).read_text(errors="replace")
+        index, mid = subject.search(text), message_id.search(text)
+        if index and mid:
+            arrived[int(index.group(1))] = (float(at), mid.group(1))
     return arrived
 
 
-def _enqueued_at(redis: BenchRedis, queue: str, tag: str) -> dict[int, float]:
-    """When the API created each request's job (BullMQ's `timestamp`, millisecond steps)."""
+def _enqueued_at(redis: BenchRedis, queue: str) -> dict[str, float]:
+    """When the API created each job (the time of BullMQ's `added` event, millisecond
+    steps; sent jobs are removed, their events stay), by the job id's first 40 digits."""
     assert redis.client is not None
-    client = redis.client
-    ids = cast(list[str], client.zrange(f"bull:{queue}:completed", 0, -1))
-    pipe = client.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(f"bull:{queue}:{job_id}", "timestamp", "data")
-    prefix = tag + " "
     created = {}
-    for stamp, data in pipe.execute():
-        subject = json.loads(data)["summary"]["subject"]
-        if subject.startswith(prefix):
-            created[int(subject[len(prefix) :])] = int(stamp) / 1000
+    for event_id, fields in redis.client.xrange(f"bull:{queue}:events"):
+        if fields.get("event") == "added":
+            created[fields["jobId"][3:43]] = int(event_id.split("-")[0]) / 1000
     return created
 
 
@@ -167,14 +163,16 @@ def run_e2e(
         worker.stop()
         watcher.stop()
         sink.stop()
-    return _result(measured, _arrivals(dump, arrivals_file, tag), _enqueued_at(redis, queue, tag))
+    return _result(measured, _arrivals(dump, arrivals_file, tag), _enqueued_at(redis, queue))
 
 
 def _result(
-    measured: _Measured, arrived: dict[int, float], enqueued: dict[int, float]
+    measured: _Measured, arrivals: dict[int, tuple[float, str]], created: dict[str, float]
 ) -> E2eResult:
     sent_at = measured.posted.sent_at
-    both = [i for i in arrived if i in enqueued]
+    arrived = {i: at for i, (at, _) in arrivals.items()}
+    enqueued = {i: created[mid] for i, (_, mid) in arrivals.items() if mid in created}
+    both = list(enqueued)
     count = len(sent_at)
     return E2eResult(
         rate=measured.posted.offered_rate,

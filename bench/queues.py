@@ -18,6 +18,7 @@ from bullmq import Queue
 
 from postbox.config import Settings
 from postbox.queue.contract import default_job_options
+from postbox.queue.keys import PostboxKeys
 from postbox.queue.producer import EmailProducer, PreparedEmail
 
 BULK = 500
@@ -25,7 +26,7 @@ BULK = 500
 
 def _postbox_queue(settings: Settings, client: redis.Redis) -> Queue:
     options = default_job_options(
-        settings.worker.max_attempts, settings.worker.backoff_ms, settings.dedup_window_seconds
+        settings.worker.max_attempts, settings.worker.backoff_ms, settings.keep_completed_jobs
     )
     return Queue(settings.redis.queue_name, {"connection": client, "defaultJobOptions": options})
 
@@ -86,11 +87,25 @@ def resume(url: str, queue_name: str) -> None:
     asyncio.run(_with_queue(url, lambda c: Queue(queue_name, {"connection": c}), run))
 
 
-def completion_span(client: sync_redis.Redis, queue_name: str) -> tuple[float, float]:
-    """(first job started, last job finished) over the completed jobs, in Unix seconds,
-    from BullMQ's own `processedOn`/`finishedOn` stamps: the drain's true duration,
-    whatever the polling interval."""
+def redis_now(client: sync_redis.Redis) -> float:
+    """Redis' clock, in Unix seconds (the clock BullMQ's stamps and event ids use)."""
+    seconds, micros = client.time()
+    return float(seconds) + micros / 1e6
+
+
+def completion_span(
+    client: sync_redis.Redis, queue_name: str, resumed_at: float
+) -> tuple[float, float]:
+    """(first job started, last job finished), in Unix seconds: the drain's true duration,
+    whatever the polling interval. For a queue that keeps its completed jobs (the Node
+    peer), BullMQ's own `processedOn`/`finishedOn` stamps; Postbox keeps only the newest
+    completed jobs whole, so for its queues the drain runs from the resume of the queue (the
+    workers wait on it, started) to the newest `completed` event of BullMQ's event stream."""
     ids = cast(list[str], client.zrange(f"bull:{queue_name}:completed", 0, -1))
+    if client.exists(PostboxKeys(queue_name).sent_total()):
+        events = client.xrevrange(f"bull:{queue_name}:events", count=500)
+        done = [int(i.split("-")[0]) for i, f in events if f.get("event") == "completed"]
+        return resumed_at, max(done) / 1000
     started, finished = float("inf"), 0.0
     for start in range(0, len(ids), 2000):
         pipe = client.pipeline(transaction=False)

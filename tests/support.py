@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from postbox.queue.keys import PostboxKeys
+from postbox.queue.records import SentRecord, parse_record
+
 API_KEY = "test-key-0123456789abcdef"
 
 
@@ -32,3 +35,20 @@ def email_payload(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+def sent_count(client: Any, queue: str = "email") -> int:
+    """Emails sent, by the counter the completions keep (sent jobs are removed)."""
+    return int(client.get(PostboxKeys(queue).sent_total()) or 0)
+
+
+def sent_records(client: Any, queue: str = "email") -> dict[str, SentRecord]:
+    """Every sent email's compact record, by job id."""
+    prefix = PostboxKeys(queue).idempotency("")
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    values = client.mget(keys) if keys else []
+    found = {
+        key.removeprefix(prefix): parse_record(value)
+        for key, value in zip(keys, values, strict=True)
+    }
+    return {job_id: record for job_id, record in found.items() if record is not None}

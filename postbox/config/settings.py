@@ -134,6 +134,8 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     dedup_window_seconds: int = 24 * 3600
+    # Completed jobs kept whole, newest first; every other sent email is a compact record.
+    keep_completed_jobs: int = 1000
     instance_id: str = field(default_factory=socket.gethostname)
     # How often each process refreshes its cluster registry entry (postbox/queue/registry.py).
     heartbeat_seconds: float = 10.0
@@ -189,6 +191,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise ValueError("must be 1 or more")
+    return number
+
+
+def _whole_number(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
     return number
 
 
@@ -355,6 +364,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         worker=_load_worker(env),
         api=_load_api(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
+        keep_completed_jobs=env.get(
+            "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"
+        ),
         instance_id=env.raw("INSTANCE_ID") or socket.gethostname(),
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),

@@ -61,8 +61,8 @@ class EmailJob:
 
 @dataclass(frozen=True)
 class Completion:
-    """A handler's success: the job's result, and writes that must reach Redis before the
-    job completes (the send journal), sent in order in the completion's round trip."""
+    """A handler's success: the job's result, and writes that go with its completion (the
+    send journal's settle), in the same Redis transaction, right after it."""
 
     result: dict[str, Any]
     writes: Sequence[ScriptCall] = ()

@@ -78,16 +78,18 @@ _STATE_STATUS = {
 }
 
 
-def default_job_options(max_attempts: int, backoff_ms: int, keep_seconds: int) -> dict[str, Any]:
+def default_job_options(max_attempts: int, backoff_ms: int, keep_completed: int) -> dict[str, Any]:
     """BullMQ options for every email job.
 
-    Completed jobs are kept for the dedup window (a re-post of the same id finds them); failed
-    jobs stay until someone retries or discards them, since they are the dead-letter view.
+    Only the newest `keep_completed` completed jobs stay whole (for Bull Board, and the full
+    status of what was just sent): what the dedup window keeps of every sent email is its
+    compact record (records.py). Failed jobs stay until someone retries or discards them,
+    since they are the dead-letter view.
     """
     return {
         "attempts": max_attempts,
         "backoff": {"type": BACKOFF_TYPE, "delay": backoff_ms},
-        "removeOnComplete": {"age": keep_seconds},
+        "removeOnComplete": {"count": keep_completed} if keep_completed else True,
         "removeOnFail": False,
     }
 

@@ -57,7 +57,7 @@ class _Resources:
                 "defaultJobOptions": default_job_options(
                     settings.worker.max_attempts,
                     settings.worker.backoff_ms,
-                    settings.dedup_window_seconds,
+                    settings.keep_completed_jobs,
                 ),
             },
         )

@@ -19,6 +19,7 @@ says what the relay accepted, or the mark expires: then the outcome is unknown a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -27,6 +28,7 @@ import redis.asyncio as redis
 
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.keys import PostboxKeys
+from postbox.queue.records import sent_suffix
 
 _ACCEPTED = "a:"
 _REJECTED = "r:"
@@ -43,6 +45,57 @@ redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('DEL', KEYS[3])
 """
+
+# Runs right after the job's completion, in the same MULTI (postbox/queue/_engine/
+# completions.py). Completed (in BullMQ's completed set, or its hash already removed): the
+# journal and the send mark go (a job kept whole gets its attempt line),
+# and the claim becomes the email's compact record (records.py; Redis' clock in base 36 gives
+# its finish time), with the sent counters; a claim that is a record already means a replayed
+# completion (its answer was lost), which changes nothing.
+# Not completed (the lock had gone to another run): the journal write of any attempt, so
+# that run finds what the relay accepted.
+# KEYS: job hash, journal, attempt log, send mark, claim, sent bucket, sent total, completed.
+# ARGV: journal ttl, attempt, attempts kept, record head, record tail, bucket ttl, job id,
+# then the journal's fields and values.
+_SETTLE = """
+local kept = redis.call('EXISTS', KEYS[1]) == 1
+if not kept or redis.call('ZSCORE', KEYS[8], ARGV[7]) then
+  local claim = redis.call('GET', KEYS[5])
+  if claim and string.find(claim, '|', 1, true) then
+    return 1
+  end
+  redis.call('DEL', KEYS[2], KEYS[4])
+  if kept then
+    redis.call('RPUSH', KEYS[3], ARGV[2])
+    redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+  end
+  if claim then
+    local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+    local n, finished = tonumber(redis.call('TIME')[1]), ''
+    repeat
+      finished = string.sub(digits, n % 36 + 1, n % 36 + 1) .. finished
+      n = math.floor(n / 36)
+    until n == 0
+    claim = string.match(claim, '^[^|]*') .. ARGV[4] .. finished .. ARGV[5]
+    redis.call('SET', KEYS[5], claim, 'KEEPTTL')
+  end
+  redis.call('INCR', KEYS[6])
+  redis.call('EXPIRE', KEYS[6], ARGV[6])
+  redis.call('INCR', KEYS[7])
+  return 1
+end
+if #ARGV > 7 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 8))
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('DEL', KEYS[4])
+return 0
+"""
+# Sent counters live for the stats' 10 minutes of throughput, and a little more.
+SENT_BUCKET_SECONDS = 10
+SENT_BUCKET_TTL_SECONDS = 11 * 60
 
 
 @dataclass(frozen=True)
@@ -76,6 +129,7 @@ class SendJournal:
         self._keys = PostboxKeys(queue_name)
         self._ttl = ttl_seconds
         self._record = client.register_script(_RECORD)
+        self._settle = client.register_script(_SETTLE)
 
     async def load(self, job_id: str) -> JournalEntry:
         """The entry of `job_id` (empty if nothing was recorded), with the time left on a
@@ -100,10 +154,7 @@ class SendJournal:
     ) -> ScriptCall:
         """The write that stores the relay's answers and the attempt, atomically, in one
         call: to run now, or in the job's completion round trip."""
-        fields: list[str] = []
-        for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
-            for recipient, reply in replies.items():
-                fields += (prefix + recipient, reply)
+        fields = _fields(accepted, rejected)
         keys = [
             self._keys.journal(job_id),
             self._keys.attempt_log(job_id),
@@ -111,6 +162,45 @@ class SendJournal:
         ]
         line = json.dumps(attempt, separators=(",", ":"))
         return ScriptCall(self._record, keys, [self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
+
+    def settle_call(
+        self,
+        job_id: str,
+        accepted: dict[str, str],
+        rejected: dict[str, str],
+        attempt: dict[str, Any],
+        *,
+        reply: str | None,
+        refused_total: int,
+    ) -> ScriptCall:
+        """The write that goes right after a sent job's completion, in its round trip: the
+        email's compact record if the completion went through, else the journal write."""
+        keys = self._keys
+        head, tail = sent_suffix(attempt["attempt"], refused_total, reply)
+        bucket = int(time.time()) // SENT_BUCKET_SECONDS
+        return ScriptCall(
+            self._settle,
+            [
+                keys.bull(job_id),
+                keys.journal(job_id),
+                keys.attempt_log(job_id),
+                keys.sending(job_id),
+                keys.idempotency(job_id),
+                keys.sent_bucket(bucket),
+                keys.sent_total(),
+                keys.bull("completed"),
+            ],
+            [
+                self._ttl,
+                json.dumps(attempt, separators=(",", ":")),
+                MAX_LOGGED_ATTEMPTS,
+                head,
+                tail,
+                SENT_BUCKET_TTL_SECONDS,
+                job_id,
+                *_fields(accepted, rejected),
+            ],
+        )
 
     async def record_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
         """Append an attempt that changed no recipient's state (a failure)."""
@@ -132,3 +222,12 @@ def parse_entry(fields: dict[str, str]) -> JournalEntry:
     accepted = {k.removeprefix(_ACCEPTED): v for k, v in fields.items() if k.startswith(_ACCEPTED)}
     rejected = {k.removeprefix(_REJECTED): v for k, v in fields.items() if k.startswith(_REJECTED)}
     return JournalEntry(accepted, rejected)
+
+
+def _fields(accepted: dict[str, str], rejected: dict[str, str]) -> list[str]:
+    """The journal hash's fields and values for these answers."""
+    fields: list[str] = []
+    for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
+        for recipient, reply in replies.items():
+            fields += (prefix + recipient, reply)
+    return fields

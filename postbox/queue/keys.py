@@ -20,6 +20,14 @@ class PostboxKeys:
         """Holds the relay's acceptance of a job's message, per recipient."""
         return f"postbox:{self.queue_name}:journal:{job_id}"
 
+    def sent_bucket(self, ten_seconds: int) -> str:
+        """Counts the emails sent in one 10-second span (Unix time // 10), for throughput."""
+        return f"postbox:{self.queue_name}:sent:{ten_seconds}"
+
+    def sent_total(self) -> str:
+        """Counts every email sent (completed jobs are removed; this is their count)."""
+        return f"postbox:{self.queue_name}:sent:total"
+
     def sending(self, job_id: str) -> str:
         """Set (with the run's lock token) while a run may be mid-send; expires on its own."""
         return f"postbox:{self.queue_name}:sending:{job_id}"

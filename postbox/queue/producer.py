@@ -1,10 +1,11 @@
 """Turn validated emails into BullMQ jobs: render once, claim the id, enqueue.
 
-Deduplication has two layers. A Redis marker per job id (`SET NX GET`, kept for the dedup
-window) holds the payload fingerprint: a claim that finds another fingerprint is a conflict.
-BullMQ itself never adds a job id twice while the job exists. Duplicates are still passed to
-`add`: if an API process died between claiming and adding, the retry adds the job (a no-op
-when it exists), so a claimed email is never lost.
+Deduplication has two layers. A Redis claim per job id (`SET NX GET`, kept for the dedup
+window) holds the payload's fingerprint, and once the email is sent its compact record
+(records.py): a claim that finds another fingerprint is a conflict. BullMQ itself never adds
+a job id twice while the job exists. Duplicates not yet sent are still passed to `add`: if
+an API process died between claiming and adding, the retry adds the job (a no-op when it
+exists), so a claimed email is never lost. A sent duplicate is not: its job is gone.
 
 An add that Redis refuses (out of memory, mostly: the claims are small and fit when the job
 does not) releases the claims this call made for jobs that do not exist, so the client's
@@ -35,10 +36,11 @@ from postbox.message.types import EmailRequest
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
+from postbox.queue.records import claim_value, parse_record, same_payload
 
 # One `SET key fingerprint EX ttl NX GET` per email, in one call: a pipeline of SETs cost the
 # API a command to encode and a reply to await (with its timeout) per email, ~10 % of intake.
-# Each reply is the fingerprint found, or nil (false in Lua) when the claim is new.
+# Each reply is the value found (a claim, or a sent record), or nil when the claim is new.
 CLAIM_SCRIPT = """
 local found = {}
 for i, key in ipairs(KEYS) do
@@ -138,11 +140,12 @@ class EmailProducer:
 
     async def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
         """Claim each email's id and enqueue every email that is not a conflict."""
-        outcomes = await self._claim(emails)
+        found = await self._claim(emails)
+        outcomes = [_outcome(email, value) for email, value in zip(emails, found, strict=True)]
         to_add = {
             email.job_id: email
-            for email, outcome in zip(emails, outcomes, strict=True)
-            if outcome is not Outcome.CONFLICT
+            for email, outcome, value in zip(emails, outcomes, found, strict=True)
+            if outcome is not Outcome.CONFLICT and parse_record(value) is None
         }
         try:
             await self._add(list(to_add.values()))
@@ -154,13 +157,14 @@ class EmailProducer:
             for email, outcome in zip(emails, outcomes, strict=True)
         ]
 
-    async def _claim(self, emails: Sequence[PreparedEmail]) -> list[Outcome]:
+    async def _claim(self, emails: Sequence[PreparedEmail]) -> list[str | None]:
+        """Claim every email's id; per email, the value it already had (None: claimed now)."""
         keys = [self._keys.idempotency(email.job_id) for email in emails]
         args: list[str | int] = []
         for email in emails:
-            args += (email.fingerprint, self._window + email.delay_ms // 1000)
-        previous = await self._claim_script(keys=keys, args=args)
-        return [_outcome(email, found) for email, found in zip(emails, previous, strict=True)]
+            args += (claim_value(email.fingerprint), self._window + email.delay_ms // 1000)
+        found: list[str | None] = await self._claim_script(keys=keys, args=args)
+        return found
 
     async def _release(self, emails: Sequence[PreparedEmail], outcomes: list[Outcome]) -> None:
         """Undo the claims this call made (DEL is allowed at maxmemory); if Redis cannot be
@@ -172,7 +176,8 @@ class EmailProducer:
             keys += (self._keys.idempotency(job_id), self._keys.bull(job_id))
         if made:
             with contextlib.suppress(RedisError, OSError):
-                await self._release_script(keys=keys, args=[e.fingerprint for e in made.values()])
+                claims = [claim_value(e.fingerprint) for e in made.values()]
+                await self._release_script(keys=keys, args=claims)
 
     async def _add(self, emails: list[PreparedEmail]) -> None:
         if len(emails) == 1:
@@ -186,7 +191,7 @@ class EmailProducer:
 def _outcome(email: PreparedEmail, found: str | None) -> Outcome:
     if found is None:
         return Outcome.CREATED
-    return Outcome.DUPLICATE if found == email.fingerprint else Outcome.CONFLICT
+    return Outcome.DUPLICATE if same_payload(found, email.fingerprint) else Outcome.CONFLICT
 
 
 def _job_options(email: PreparedEmail) -> dict[str, Any]:

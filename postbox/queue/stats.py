@@ -9,6 +9,8 @@ from typing import Any
 from bullmq import Queue
 
 from postbox.queue.contract import split_failure_reason
+from postbox.queue.journal import SENT_BUCKET_SECONDS
+from postbox.queue.keys import PostboxKeys
 from postbox.queue.registry import InstanceRegistry, cluster_totals
 
 STATES = ("waiting", "active", "delayed", "prioritized", "paused", "completed", "failed")
@@ -23,8 +25,9 @@ async def queue_stats(queue: Queue, registry: InstanceRegistry) -> dict[str, Any
     """Counts per state, the workers connected to the queue, recent output, and every API
     and worker process in the cluster registry with its health.
 
-    Throughput comes free from BullMQ's sorted sets: `completed` and `failed` are scored by
-    the time each job finished; the last minute, and each of the last few minutes.
+    Throughput, the last minute and each of the last few: sent emails from the counters the
+    completions keep (10-second spans: a sent job itself is removed), failed ones from
+    BullMQ's `failed` set, scored by the time each job failed.
     """
     counts = await job_counts(queue)
     snapshot = await registry.snapshot()
@@ -51,22 +54,32 @@ async def queue_stats(queue: Queue, registry: InstanceRegistry) -> dict[str, Any
 
 
 async def job_counts(queue: Queue) -> dict[str, int]:
-    """How many jobs are in each state."""
+    """How many jobs are in each state; `completed` counts every email sent (BullMQ keeps
+    only the newest completed jobs whole), from the counter the completions keep."""
     counts = await queue.getJobCounts(*STATES)
-    return {state: int(counts.get(state, 0)) for state in STATES}
+    found = {state: int(counts.get(state, 0)) for state in STATES}
+    sent = int(await queue.client.get(PostboxKeys(queue.name).sent_total()) or 0)
+    found["completed"] = max(found["completed"], sent)
+    return found
 
 
 async def _finished_per_minute(queue: Queue, now_ms: int) -> tuple[list[int], list[int]]:
-    """Jobs completed and failed in each of the last `THROUGHPUT_MINUTES` minutes, oldest
-    first; the last entry is the minute up to `now_ms`."""
+    """Emails sent and failed in each of the last `THROUGHPUT_MINUTES` minutes, oldest
+    first; the last entry is the minute up to `now_ms` (for sent: to its 10-second span)."""
     window = THROUGHPUT_WINDOW_SECONDS * 1000
+    keys = PostboxKeys(queue.name)
+    per_minute = THROUGHPUT_WINDOW_SECONDS // SENT_BUCKET_SECONDS
+    newest = now_ms // 1000 // SENT_BUCKET_SECONDS
+    spans = range(newest - THROUGHPUT_MINUTES * per_minute + 1, newest + 1)
     async with queue.client.pipeline(transaction=False) as pipe:
-        for state in ("completed", "failed"):
-            for back in range(THROUGHPUT_MINUTES - 1, -1, -1):
-                end = now_ms - back * window
-                pipe.zcount(queue.keys[state], f"({end - window}", end)
-        found = [int(count) for count in await pipe.execute()]
-    return found[:THROUGHPUT_MINUTES], found[THROUGHPUT_MINUTES:]
+        pipe.mget([keys.sent_bucket(span) for span in spans])
+        for back in range(THROUGHPUT_MINUTES - 1, -1, -1):
+            end = now_ms - back * window
+            pipe.zcount(queue.keys["failed"], f"({end - window}", end)
+        buckets, *failed = await pipe.execute()
+    counts = [int(count or 0) for count in buckets]
+    sent = [sum(counts[start : start + per_minute]) for start in range(0, len(counts), per_minute)]
+    return sent, [int(count) for count in failed]
 
 
 async def _recent_dead_letters(queue: Queue) -> dict[str, Any]:

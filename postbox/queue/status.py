@@ -1,4 +1,8 @@
-"""Look up what happened to one email: its BullMQ state, every attempt, the relay's answers."""
+"""Look up what happened to one email: its BullMQ state, every attempt, the relay's answers.
+
+A sent email's job is removed at completion; within the dedup window its compact record
+(records.py) still answers: status, attempts, when it finished, the relay's reply code.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from bullmq import Job, Queue
 from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
 from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
+from postbox.queue.records import parse_record
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
     state = await queue.getJobState(job_id)
     job = await Job.fromId(queue, job_id)
     if job is None:
-        return None
+        return await _from_record(queue, job_id)
     async with queue.client.pipeline(transaction=False) as pipe:
         keys = PostboxKeys(queue.name)
         pipe.lrange(keys.attempt_log(job_id), 0, -1)
@@ -92,6 +97,24 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
         result=job.returnvalue if isinstance(job.returnvalue, dict) else None,
         history=[json.loads(line) for line in logs],
         journal=parse_entry(cast(dict[str, str], journal)),
+    )
+
+
+async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
+    """The view of a sent email whose job is gone: what its compact record keeps."""
+    record = parse_record(await queue.client.get(PostboxKeys(queue.name).idempotency(job_id)))
+    if record is None:
+        return None
+    return EmailView(
+        id=job_id,
+        status=record.status,
+        attempts=record.attempts,
+        data={},
+        finished_at=datetime.fromtimestamp(record.finished_s, UTC).isoformat(),
+        failed_reason=None,
+        result={"smtp_reply": record.reply_code or None, "accepted": [], "refused": {}},
+        history=[],
+        journal=parse_entry({}),
     )
 
 

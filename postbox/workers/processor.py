@@ -92,7 +92,12 @@ class EmailProcessor:
         if not pending:
             logger.info("Email %s was already accepted by the relay; completing", job.id)
             self._metrics.outcome("sent", "journal")
-            return Completion(self._result(entry, None))
+            reply = next(iter(entry.accepted.values()), None)
+            attempt = self._attempt(job, "sent", None, reply=reply)
+            settle = self._journal.settle_call(
+                job.id, {}, {}, attempt, reply=reply, refused_total=len(entry.rejected)
+            )
+            return Completion(self._result(entry, None), (settle,))
         if entry.unreported_send_ms:
             self._metrics.outcome("postponed", "unreported_send")
             logger.warning(
@@ -150,17 +155,19 @@ class EmailProcessor:
         deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
-        journal_write = self._journal.record_call(job.id, accepted, rejected, attempt)
         entry = entry.merged(accepted, rejected)
         if deferred or not entry.accepted:
-            await journal_write.run()
+            await self._journal.record_call(job.id, accepted, rejected, attempt).run()
             if deferred:
                 raise Deferred("Recipients deferred: " + _listing(deferred))
             raise PermanentDeliveryError("All recipients refused: " + _listing(rejected))
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
-        # Written in the completion's round trip, before the job completes.
-        return Completion(self._result(entry, reply), (journal_write,))
+        # Written in the completion's round trip, right after the completion (one MULTI).
+        settle = self._journal.settle_call(
+            job.id, accepted, rejected, attempt, reply=reply, refused_total=len(entry.rejected)
+        )
+        return Completion(self._result(entry, reply), (settle,))
 
     def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)

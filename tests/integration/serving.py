@@ -9,12 +9,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from postbox.dev.ports import free_port
 from tests.conftest import ROOT
 from tests.support import API_KEY, wait_until
 
@@ -62,6 +65,26 @@ def start(
         cwd=ROOT,
     )
     return Process(name, process, log_path, log, port)
+
+
+@contextmanager
+def api_only(
+    service_env: dict[str, str], tmp_path: Path, web_concurrency: int
+) -> Iterator[Process]:
+    """`postbox serve --no-worker` on a free loopback port, serving, then stopped."""
+    port = free_port()
+    env = {
+        **service_env,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(web_concurrency),
+    }
+    api = start("api", ["serve", "--no-worker"], env, tmp_path, port)
+    try:
+        wait_serving(api)
+        yield api
+    finally:
+        api.stop()
 
 
 def get(url: str, key: str | None = API_KEY, timeout: float = 5) -> tuple[int, bytes]:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from postbox.dev.ports import free_port
-from tests.integration.serving import Process, start, wait_serving
+from tests.integration.serving import Process, api_only
 from tests.support import API_KEY, email_payload
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
@@ -23,14 +22,8 @@ HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/js
 
 @pytest.fixture
 def served(service_env: dict[str, str], tmp_path: Path) -> Iterator[Process]:
-    port = free_port()
-    env = {**service_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2"}
-    api = start("api", ["serve", "--no-worker"], env, tmp_path, port)
-    try:
-        wait_serving(api)
+    with api_only(service_env, tmp_path, web_concurrency=2) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _post(

@@ -21,12 +21,12 @@ FINISH = "redis.call('RPUSH', KEYS[1], ARGV[1]); return tonumber(ARGV[2])"
 
 
 def _groups(client: redis.Redis, count: int, write: str = WRITE) -> list[list[ScriptCall]]:
-    """`count` groups: a write, then a completion answering its group's number."""
+    """`count` groups: a completion answering its group's number, then a write."""
     write_script, finish = client.register_script(write), client.register_script(FINISH)
     return [
         [
-            ScriptCall(write_script, ["log"], [f"write {n}"]),
             ScriptCall(finish, ["log"], [f"finish {n}", n]),
+            ScriptCall(write_script, ["log"], [f"write {n}"]),
         ]
         for n in range(count)
     ]
@@ -43,7 +43,7 @@ def _run(redis_url: str, scenario: Any) -> Any:
     return uvloop.run(main())
 
 
-def test_groups_that_come_together_share_a_pipeline_and_keep_their_own_results(redis_url):
+def test_groups_that_come_together_share_a_transaction_and_keep_their_own_results(redis_url):
     async def scenario(client: redis.Redis) -> tuple[list[Any], list[str]]:
         completions = Completions(client)
         results = await asyncio.gather(*(completions.complete(g) for g in _groups(client, 5)))
@@ -52,7 +52,7 @@ def test_groups_that_come_together_share_a_pipeline_and_keep_their_own_results(r
     results, log = _run(redis_url, scenario)
     assert results == [0, 1, 2, 3, 4]
     for n in range(5):
-        assert log.index(f"write {n}") < log.index(f"finish {n}")
+        assert log.index(f"finish {n}") < log.index(f"write {n}")
 
 
 def test_a_refused_write_does_not_undo_a_completion_that_went_through(redis_url):
@@ -67,7 +67,7 @@ def test_a_refused_write_does_not_undo_a_completion_that_went_through(redis_url)
     assert log == ["finish 0"]
 
 
-def test_scripts_redis_lost_run_again_writes_first(redis_url):
+def test_scripts_redis_lost_run_again_the_completion_first(redis_url):
     async def scenario(client: redis.Redis) -> tuple[list[Any], list[str]]:
         completions = Completions(client)
         groups = _groups(client, 2)
@@ -78,7 +78,7 @@ def test_scripts_redis_lost_run_again_writes_first(redis_url):
 
     results, log = _run(redis_url, scenario)
     assert results == [1]
-    assert log == ["write 1", "finish 1"]
+    assert log == ["finish 1", "write 1"]
 
 
 def test_a_completion_rides_out_a_redis_restart(tmp_path):

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from postbox.dev.ports import free_port
 from tests.conftest import SmtpServer
 from tests.integration.serving import Process, post_json, start, wait_serving
-from tests.support import API_KEY, email_payload, wait_until
+from tests.support import API_KEY, email_payload, sent_count, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -82,7 +82,7 @@ def test_dashboard_shows_the_queue_and_retries_a_dead_letter(
     status, dead = post_json(f"{server.base_url}/v1/emails", email_payload(to=BAD))
     assert status == 202
     wait_until(lambda: redis_client.zcard("bull:email:failed") == 1)
-    wait_until(lambda: redis_client.zcard("bull:email:completed") == 3)
+    wait_until(lambda: sent_count(redis_client) == 3)
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, server.base_url)

@@ -118,6 +118,8 @@ def test_worker_metrics_count_sends_and_failures(
                 (s := _worker_samples(url))
                 and total(s, "postbox_emails_total") == sent + failed
                 and total(s, "postbox_emails_in_progress") == 0
+                # Every process has started taking jobs (one may have sent them all).
+                and total(s, "postbox_worker_concurrency") == 100 * processes
                 and s
             ),
             timeout=30,

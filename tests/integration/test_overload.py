@@ -16,8 +16,7 @@ import pytest
 import redis as sync_redis
 
 from bench.overload import offer, summary
-from postbox.dev.ports import free_port
-from tests.integration.serving import Process, start, wait_serving
+from tests.integration.serving import Process, api_only
 from tests.support import API_KEY
 
 RATE = 1200
@@ -28,14 +27,8 @@ ANSWER_BOUND = 2.0
 
 @pytest.fixture
 def one_process(service_env: dict[str, str], tmp_path: Path) -> Iterator[Process]:
-    port = free_port()
-    env = {**service_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
-    api = start("api", ["serve", "--no-worker"], env, tmp_path, port)
-    try:
-        wait_serving(api)
+    with api_only(service_env, tmp_path, web_concurrency=1) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def test_a_saturated_process_answers_every_request_fast_and_queues_only_the_accepted(

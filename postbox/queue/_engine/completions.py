@@ -1,19 +1,23 @@
-"""Completing sent jobs in shared pipelines, riding out short Redis outages.
+"""Completing sent jobs in shared transactions, riding out Redis outages.
 
-A completion is a group of script calls: the processor's writes (the send journal), then
-bullmq's `moveToFinished`, which also takes the next job. Groups that come while a pipeline
-is in flight share the next one (`postbox/group_commit.py`); each gets its own outcome.
+A completion is a group of script calls: bullmq's `moveToFinished` (which also takes the next
+job), then the processor's writes (the send journal's settle: the email's compact record
+when the completion went through, the journal otherwise). Groups that come while one is in
+flight share the next (`postbox/group_commit.py`), in one MULTI/EXEC: Redis runs all of it
+or, if the connection drops first, none of it, so a completed job always has its record and
+an uncompleted one its journal. Each group gets its own outcome.
 
 By the time a job completes, its email has gone out, so nothing here may fail it:
 - a write that Redis refused does not undo a completion that went through (the job is done,
   which is what the write was for); it is logged;
 - a transport error is retried with backoff (up to 0.5 s apart) for as long as Redis stays
-  unreachable: replaying a group is safe, since the journal write sets the same fields again
-  (its attempt log may get the line twice) and a `moveToFinished` that already went through,
-  or whose lock expired meanwhile, answers with an error code, not a second completion. Giving
-  up instead (after ~9 s, once) dropped the journal write with it, and the stalled-job check's
-  re-run sent the email again. Once Redis answers, the journal is there for whoever runs the
-  job next; only the worker closing by force (cancelling) ends the retries.
+  unreachable: replaying a group is safe, since a `moveToFinished` that already went
+  through, or whose lock expired meanwhile, answers with an error code, not a second
+  completion, and the writes then find the job completed (or not) as before. Giving up
+  instead (after ~9 s, once) dropped the journal write with it, and the stalled-job check's
+  re-run sent the email again; only the worker closing by force (cancelling) ends the retries.
+- a script Redis did not know (first use, or after a restart) runs again on its own, which
+  loads it; when that was the completion, the writes run again after it, so they see it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class Completions:
         self._commit: GroupCommit[Sequence[ScriptCall], Any] = GroupCommit(self._run_all)
 
     async def complete(self, calls: Sequence[ScriptCall]) -> Any:
-        """The result of the group's last call (the completion), once Redis has answered;
+        """The result of the group's first call (the completion), once Redis has answered;
         raises what that call raised."""
         delays = retry_delays()
         while True:
@@ -55,8 +59,8 @@ class Completions:
                 await asyncio.sleep(delay)
 
     async def _run_all(self, groups: list[Sequence[ScriptCall]]) -> list[Any]:
-        """Every group's calls, in order, in one pipeline; an outcome per group."""
-        pipe = self._client.pipeline(transaction=False)
+        """Every group's calls, in order, in one transaction; an outcome per group."""
+        pipe = self._client.pipeline(transaction=True)
         for calls in groups:
             for call in calls:
                 call.queue(pipe)
@@ -70,15 +74,18 @@ class Completions:
 
 async def _outcome(calls: Sequence[ScriptCall], results: Sequence[Any]) -> Any:
     """The completion's result. A call whose script Redis did not know (first use, or after
-    a restart) runs again on its own, which loads it: writes first, then the completion."""
-    *writes, finish = calls
-    *write_results, finish_result = results
+    a restart) runs again on its own, which loads it; after a completion that did, every
+    write runs again too, since it ran before the completion did."""
+    finish, *writes = calls
+    finish_result, *write_results = results
+    rerun_all = isinstance(finish_result, NoScriptError)
+    if rerun_all:
+        finish_result = await _alone(finish)
     for call, result in zip(writes, write_results, strict=True):
-        outcome = await _alone(call) if isinstance(result, NoScriptError) else result
+        redo = rerun_all or isinstance(result, NoScriptError)
+        outcome = await _alone(call) if redo else result
         if isinstance(outcome, Exception):
-            logger.warning("Redis refused a write made before completing a job: %s", outcome)
-    if isinstance(finish_result, NoScriptError):
-        return await _alone(finish)
+            logger.warning("Redis refused a write made with a job's completion: %s", outcome)
     return finish_result
 
 

@@ -8,8 +8,9 @@ arrives: 72 script calls per email were measured at 200 emails/s with concurrenc
 Here each of the `concurrency` slots is one task that lives as long as the worker:
 - completing a job fetches the next one in the same Lua call (`moveToFinished` with
   fetchNext, as the Node worker does), so a busy slot makes one script call per job;
-- completions share pipelines (`completions.py`): those that come while one is in flight go
-  together in the next, each after its handler's own writes (the send journal), so a busy
+- completions share transactions (`completions.py`): those that come while one is in flight
+  go together in the next, each followed by its handler's own writes (the send journal's
+  settle), so a busy
   worker needs few Redis connections and fewer round trips than emails; a processed job is
   never failed by its completion;
 - while the queue is drained, one slot blocks on Redis for all; a slot that gets a job wakes
@@ -44,8 +45,7 @@ logger = logging.getLogger(__name__)
 
 class Completion(Protocol):
     """What a processor returns on success (postbox.queue.consumer.Completion): the job's
-    result, and writes that must reach Redis before the job completes (sent, in order, in
-    the completion's round trip)."""
+    result, and writes that go right after the completion, in its transaction."""
 
     @property
     def result(self) -> dict[str, Any]: ...
@@ -184,7 +184,7 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
         keys, args = scripts.moveToCompletedArgs(job, completion.result, remove, token, fetch_next)
         finish = ScriptCall(scripts.commands["moveToFinished"], keys, args)
         try:
-            raw = await self._completions.complete([*completion.writes, finish])
+            raw = await self._completions.complete([finish, *completion.writes])
         except Exception as exc:
             logger.error("Job %s was processed but could not be completed: %s", job.id, exc)
             return None
