@@ -44,6 +44,9 @@ class RedisSettings:
 
     url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     queue_name: str = "email"
+    # New emails are refused (503 queue_full) once Redis uses this share of its maxmemory:
+    # the rest stays for the workers, who need writes to move queued emails out.
+    intake_memory_percent: int = 95
 
     @property
     def safe_url(self) -> str:
@@ -276,7 +279,17 @@ def _load_redis(env: _Env) -> RedisSettings:
     return RedisSettings(
         url=env.get("REDIS_URL", RedisSettings.url, _redis_url, "not a Redis URL"),
         queue_name=env.get("QUEUE_NAME", "email", _queue_name, "not a queue name"),
+        intake_memory_percent=env.get(
+            "REDIS_INTAKE_MEMORY_PERCENT", 95, _percent, "not a percentage"
+        ),
     )
+
+
+def _percent(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 100:
+        raise ValueError("must be from 1 to 100")
+    return number
 
 
 def _queue_name(value: str) -> str:

@@ -30,7 +30,7 @@ from postbox.queue.connection import (
 from postbox.queue.contract import default_job_options
 from postbox.queue.dead_letters import DeadLetterPage
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.memory import WriteRefusals, memory_info
+from postbox.queue.memory import IntakeRoom, WriteRefusals, memory_info
 from postbox.queue.portal import LoopThread
 from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
 from postbox.queue.registry import Counts, InstanceInfo, InstanceRegistry
@@ -62,11 +62,17 @@ class _Resources:
             },
         )
         self.producer = EmailProducer(self.queue, self.client, settings.dedup_window_seconds)
+        self.intake = IntakeRoom(self.client, settings.redis.intake_memory_percent)
         self.registry = InstanceRegistry(
             self.client, settings.redis.queue_name, settings.heartbeat_seconds
         )
         self.member: InstanceInfo | None = None
         self.heartbeat: concurrent.futures.Future[None] | None = None
+
+
+async def _enqueue(resources: _Resources, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
+    await resources.intake.ensure(sum(len(email.data["message"]) for email in emails))
+    return await resources.producer.enqueue(emails)
 
 
 async def _make_client(settings: Settings) -> redis.Redis:
@@ -95,7 +101,7 @@ class QueueGateway:
         """Enqueue `emails` (one `add`, or one `addBulk` for several); `QueueFull` when
         Redis is out of memory (logged once per period of refusals, not per request)."""
         try:
-            results = self._call(lambda r: r.producer.enqueue(emails))
+            results = self._call(lambda r: _enqueue(r, emails))
         except QueueFull:
             self._refusals.refused()
             raise

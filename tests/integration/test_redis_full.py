@@ -16,6 +16,7 @@ from postbox.queue.keys import PostboxKeys
 from tests.support import email_payload, wait_until
 
 FILLER = "x" * 65_536
+TEXT = "x" * 1000
 KEYS = PostboxKeys("email")
 
 
@@ -112,3 +113,45 @@ def test_a_refused_add_releases_only_the_claims_it_made(private_redis, api_facto
     assert again.status_code == 202
     assert [item["duplicate"] for item in again.json["data"]] == [True, False]
     assert len(claims(client)) == 2
+
+
+def test_intake_stops_short_of_maxmemory_so_queued_emails_still_go_out(
+    private_redis, api_factory, service_env, worker_factory, smtp_server
+):
+    server, client = private_redis
+    env = {
+        **service_env,
+        "REDIS_URL": server.url,
+        "REDIS_INTAKE_MEMORY_PERCENT": "70",
+        # The test's Redis is tiny: 1,000 jobs kept whole would hold most of it.
+        "EMAIL_KEEP_COMPLETED_JOBS": "0",
+    }
+    api = api_factory(load_settings(env))
+    client.config_set("maxmemory-policy", "noeviction")
+    # Room for the worker's connections too (their buffers count: ~1 MB for 30 of them).
+    client.config_set("maxmemory", str(int(client.info("memory")["used_memory"]) + 30_000_000))
+
+    accepted = 0
+    for batch in range(400):  # no worker yet: the emails pile up in Redis
+        emails = [
+            email_payload(
+                to=f"r{batch}-{i}@example.org", subject=f"pile {batch} {i}", text="x" * 1000
+            )
+            for i in range(100)
+        ]
+        answer = api.post("/v1/emails/batch", json={"emails": emails})
+        if answer.status_code == 503:
+            assert answer.json["error"]["code"] == "queue_full"
+            break
+        assert answer.status_code == 202
+        accepted += len(emails)
+    else:
+        pytest.fail("intake never stopped")
+    assert accepted > 0
+    client.set("room-left", "1")  # Redis itself still takes writes: it is not at maxmemory
+
+    worker_factory(REDIS_URL=server.url)
+    wait_until(lambda: len(smtp_server.received) == accepted, timeout=60)
+    after = api.post("/v1/emails", json=email_payload(subject="after the pile"))
+    assert after.status_code == 202
+    wait_until(lambda: len(smtp_server.received) == accepted + 1, timeout=30)
