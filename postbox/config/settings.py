@@ -120,7 +120,7 @@ class ApiSettings:
     secret_key: str | None = field(default=None, repr=False)
     # A /v1 request that waited longer than this for a thread (gunicorn accepted it, the
     # process was busy) is answered 503 overloaded at once (postbox/api/admission.py).
-    max_queue_wait_ms: int = 100
+    max_queue_wait_ms: int = 250
 
     @property
     def api_key_digests(self) -> tuple[str, ...]:
