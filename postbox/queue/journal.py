@@ -4,8 +4,9 @@ A job re-run after a worker crash (BullMQ's stalled-job check) or a retry reads 
 only to recipients the relay has not accepted or refused for good, so a crash between the
 relay's answer and the job's completion sends nothing twice. The same write appends the
 attempt to the job's BullMQ log (`bull:<queue>:<id>:logs`, shown by Bull Board too). After a
-successful send the write travels in the job's completion pipeline, ahead of the completion
-itself: one round trip for the journal, the completion and the next job's fetch.
+successful send the write (`settle_call`) travels in the job's completion transaction, right
+after the completion itself: one round trip for the completion, the next job's fetch and the
+journal, which Redis runs whole or not at all.
 
 The journal cannot speak for a send whose worker got the relay's 250 and then lost Redis (a
 network partition, or Redis away longer than the job's lock): the stalled-job check gives
@@ -34,65 +35,68 @@ _ACCEPTED = "a:"
 _REJECTED = "r:"
 MAX_LOGGED_ATTEMPTS = 50
 
-# One call instead of a MULTI of five commands: the journal write is on every send's path.
-# KEYS: journal hash, attempt log, send mark. ARGV: ttl, attempt, attempts kept, field, value...
-_RECORD = """
-if #ARGV > 3 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
+# The journal write of one attempt, shared by both scripts below (a Lua function, since a
+# script cannot call another). KEYS[1..3]: journal hash, attempt log, send mark. ARGV[1..3]:
+# journal ttl, attempt line, attempts kept; the journal's fields and values from ARGV[first].
+_WRITE_JOURNAL = """
+local function write_journal(first)
+  if #ARGV >= first then
+    redis.call('HSET', KEYS[1], unpack(ARGV, first))
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+  end
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  redis.call('DEL', KEYS[3])
 end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-redis.call('DEL', KEYS[3])
 """
+
+# One call instead of a MULTI of five commands: the journal write is on every send's path.
+# ARGV[4...]: the journal's fields and values.
+_RECORD = _WRITE_JOURNAL + "write_journal(4)\n"
 
 # Runs right after the job's completion, in the same MULTI (postbox/queue/_engine/
 # completions.py). Completed (in BullMQ's completed set, or its hash already removed): the
-# journal and the send mark go (a job kept whole gets its attempt line),
-# and the claim becomes the email's compact record (records.py; Redis' clock in base 36 gives
-# its finish time), with the sent counters; a claim that is a record already means a replayed
+# journal and the send mark go (a job kept whole gets its attempt line), and the claim
+# becomes the email's compact record (records.py; Redis' clock in base 36 gives its finish
+# time), with the sent counters; a claim that is a record already means a replayed
 # completion (its answer was lost), which changes nothing.
 # Not completed (the lock had gone to another run): the journal write of any attempt, so
 # that run finds what the relay accepted.
-# KEYS: job hash, journal, attempt log, send mark, claim, sent bucket, sent total, completed.
-# ARGV: journal ttl, attempt, attempts kept, record head, record tail, bucket ttl, job id,
-# then the journal's fields and values.
-_SETTLE = """
-local kept = redis.call('EXISTS', KEYS[1]) == 1
-if not kept or redis.call('ZSCORE', KEYS[8], ARGV[7]) then
-  local claim = redis.call('GET', KEYS[5])
-  if claim and string.find(claim, '|', 1, true) then
-    return 1
-  end
-  redis.call('DEL', KEYS[2], KEYS[4])
-  if kept then
-    redis.call('RPUSH', KEYS[3], ARGV[2])
-    redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
-  end
-  if claim then
-    local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
-    local n, finished = tonumber(redis.call('TIME')[1]), ''
-    repeat
-      finished = string.sub(digits, n % 36 + 1, n % 36 + 1) .. finished
-      n = math.floor(n / 36)
-    until n == 0
-    claim = string.match(claim, '^[^|]*') .. ARGV[4] .. finished .. ARGV[5]
-    redis.call('SET', KEYS[5], claim, 'KEEPTTL')
-  end
-  redis.call('INCR', KEYS[6])
-  redis.call('EXPIRE', KEYS[6], ARGV[6])
-  redis.call('INCR', KEYS[7])
+# KEYS[4...]: job hash, claim, sent bucket, sent total, completed set.
+# ARGV[4...]: record head, record tail, bucket ttl, job id, then the journal's fields.
+_SETTLE = (
+    _WRITE_JOURNAL
+    + """
+local kept = redis.call('EXISTS', KEYS[4]) == 1
+if kept and not redis.call('ZSCORE', KEYS[8], ARGV[7]) then
+  write_journal(8)
+  return 0
+end
+local claim = redis.call('GET', KEYS[5])
+if claim and string.find(claim, '|', 1, true) then
   return 1
 end
-if #ARGV > 7 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, 8))
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[3])
+if kept then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 end
-redis.call('RPUSH', KEYS[3], ARGV[2])
-redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
-redis.call('DEL', KEYS[4])
-return 0
+if claim then
+  local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+  local n, finished = tonumber(redis.call('TIME')[1]), ''
+  repeat
+    finished = string.sub(digits, n % 36 + 1, n % 36 + 1) .. finished
+    n = math.floor(n / 36)
+  until n == 0
+  claim = string.match(claim, '^[^|]*') .. ARGV[4] .. finished .. ARGV[5]
+  redis.call('SET', KEYS[5], claim, 'KEEPTTL')
+end
+redis.call('INCR', KEYS[6])
+redis.call('EXPIRE', KEYS[6], ARGV[6])
+redis.call('INCR', KEYS[7])
+return 1
 """
+)
 # Sent counters live for the stats' 10 minutes of throughput, and a little more.
 SENT_BUCKET_SECONDS = 10
 SENT_BUCKET_TTL_SECONDS = 11 * 60
@@ -181,10 +185,10 @@ class SendJournal:
         return ScriptCall(
             self._settle,
             [
-                keys.bull(job_id),
                 keys.journal(job_id),
                 keys.attempt_log(job_id),
                 keys.sending(job_id),
+                keys.bull(job_id),
                 keys.idempotency(job_id),
                 keys.sent_bucket(bucket),
                 keys.sent_total(),

@@ -3,8 +3,8 @@
 The order is what makes the guarantees: a re-run reads the journal and sends only to
 recipients still pending; no transaction starts before the job's lock is confirmed in Redis
 (so a worker cut off from Redis, whose jobs another worker may take over, sends nothing); the
-relay's 250 is journalled before the job completes; recipients refused with 5xx are never
-tried again, those refused with 4xx are retried alone.
+relay's 250 is journalled in the same Redis transaction as the job's completion; recipients
+refused with 5xx are never tried again, those refused with 4xx are retried alone.
 """
 
 from __future__ import annotations

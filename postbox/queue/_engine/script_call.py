@@ -1,7 +1,7 @@
 """One Lua script call as a value, so it can run now or ride in another call's round trip.
 
-A worker's send journal must reach Redis before the job completes; carrying it as a
-`ScriptCall` lets the consumer send both in one pipeline instead of two round trips.
+A worker's send journal must reach Redis with the job's completion; carrying it as a
+`ScriptCall` lets the consumer send both in one transaction instead of two round trips.
 """
 
 from __future__ import annotations
