@@ -18,6 +18,13 @@ WARM_UP = 4000
 MEASURED = 5000
 
 
+def _kept_memory(client: sync_redis.Redis) -> int:
+    """Redis' used memory but for its clients' buffers, which come and go with the traffic
+    of the moment (they moved a 5,000-email reading by up to 100 bytes an email)."""
+    memory = client.info("memory")
+    return int(memory["used_memory"]) - int(memory["mem_clients_normal"])
+
+
 def _post(api, start: int, count: int) -> None:
     for first in range(start, start + count, 500):
         emails = [
@@ -33,12 +40,12 @@ def test_a_sent_email_leaves_at_most_300_bytes_in_redis(
     worker_factory()
     _post(api, 0, WARM_UP)
     wait_until(lambda: sent_count(redis_client) == WARM_UP, timeout=120)
-    before = redis_client.info("memory")["used_memory"]
+    before = _kept_memory(redis_client)
 
     _post(api, WARM_UP, MEASURED)
     wait_until(lambda: sent_count(redis_client) == WARM_UP + MEASURED, timeout=120)
     wait_until(lambda: not redis_client.keys("postbox:email:journal:*"), timeout=10)
-    per_email = (redis_client.info("memory")["used_memory"] - before) / MEASURED
+    per_email = (_kept_memory(redis_client) - before) / MEASURED
 
     print(f"redis memory per sent email: {per_email:.0f} bytes")
     assert per_email <= BUDGET_BYTES_PER_EMAIL
