@@ -11,6 +11,12 @@ check is still in flight are admitted together by the next check, one Lua call s
 all (`cost=n`). At full load, when a check costs most, the batches grow; at low load a check
 admits one send, as before. Each stamp still lands just before its send, so the window stays
 exact; a batch that does not fit whole is split at the room the window has left.
+
+Stamps come from Redis' clock, not the caller's (`_RedisClockStorage`): limits keeps the
+window as a list in arrival order and looks only at the entry `limit` places back, so a stamp
+taken by a process that was then descheduled before its call reached Redis landed out of
+order, and the window let one more through (22 sends in a second at 20/second, three worker
+processes on a loaded 2-core machine).
 """
 
 from __future__ import annotations
@@ -28,18 +34,62 @@ from postbox.errors import Postponed
 from postbox.group_commit import GroupCommit
 from postbox.queue.keys import PostboxKeys
 
+# limits' acquire_moving_window.lua (limits 5.8), the entries stamped with Redis' TIME.
+# KEYS[1]: the window's list. ARGV: limit, expiry (s), amount.
+_ACQUIRE_ON_REDIS_CLOCK = """
+local now = redis.call('TIME')
+local timestamp = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local limit, expiry, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if amount > limit then
+  return false
+end
+local entry = redis.call('LINDEX', KEYS[1], limit - amount)
+if entry and tonumber(entry) >= timestamp - expiry then
+  return false
+end
+local stamp = string.format('%.6f', timestamp)
+for i = 1, amount, 5000 do
+  local entries = {}
+  for j = i, math.min(i + 4999, amount) do
+    entries[#entries + 1] = stamp
+  end
+  redis.call('LPUSH', KEYS[1], unpack(entries))
+end
+redis.call('LTRIM', KEYS[1], 0, limit - 1)
+redis.call('EXPIRE', KEYS[1], expiry)
+return true
+"""
+
+
+class _RedisClockStorage(RedisStorage):
+    """limits' Redis storage, whose moving-window entries carry Redis' time."""
+
+    def __init__(self, uri: str, client: redis.Redis, key_prefix: str) -> None:
+        super().__init__(
+            uri,
+            implementation="redispy",
+            # limits types **options narrowly; it passes connection_pool on to redis-py.
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]
+            key_prefix=key_prefix,
+        )
+        self._key_prefix = key_prefix
+        self._acquire = client.register_script(_ACQUIRE_ON_REDIS_CLOCK)
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """Stamp `amount` entries if they fit in the window (what limits' own does)."""
+        window = f"{self._key_prefix}:{key}"
+        return bool(await self._acquire(keys=[window], args=[limit, expiry, amount]))
+
 
 class SendRateLimiter:
     """Checks the global and per-recipient-domain limits before each send."""
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         worker = settings.worker
-        storage = RedisStorage(
+        storage = _RedisClockStorage(
             "async+" + settings.redis.url,
-            implementation="redispy",
-            # limits types **options narrowly; it passes connection_pool on to redis-py.
-            connection_pool=client.connection_pool,  # type: ignore[arg-type]
-            key_prefix=PostboxKeys(settings.redis.queue_name).send_rate_prefix(),
+            client,
+            PostboxKeys(settings.redis.queue_name).send_rate_prefix(),
         )
         limiter = MovingWindowRateLimiter(storage)
         self._global = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import limits.aio.storage.redis.redispy as limits_redis
 import redis as sync_redis
 import redis.asyncio as redis
 import uvloop
@@ -71,3 +72,26 @@ def test_every_limit_of_a_multi_limit_setting_is_enforced(redis_url: str) -> Non
 
     assert outcomes.count(True) == 3
     assert sum(isinstance(p, Postponed) for p in outcomes) == 3
+
+
+class _ClockBehind:
+    """The `time` module as a host whose clock runs a minute behind would see it."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() - 60
+
+
+def test_a_worker_whose_clock_runs_behind_still_counts_against_the_limit(
+    redis_url: str, monkeypatch
+) -> None:
+    # Stamped with the caller's clock, a lagging host's sends looked a minute old to every
+    # other host, which then sent a whole limit's worth more in the same second.
+    with monkeypatch.context() as patch:
+        patch.setattr(limits_redis, "time", _ClockBehind)
+        assert _limiter_outcomes(redis_url, "5/second", 5) == [True] * 5
+
+    outcomes = _limiter_outcomes(redis_url, "5/second", 5)
+    assert not any(outcome is True for outcome in outcomes)
+    time.sleep(1.1)
+    assert _limiter_outcomes(redis_url, "5/second", 5) == [True] * 5

@@ -36,16 +36,19 @@ def test_global_limit_holds_across_three_worker_processes(api, smtp_server, work
     # stamps MAIL FROM and the end of DATA a few ms later, and not always equally later: on a
     # 2-core machine also running Redis, three workers and this server, a process descheduled
     # between admission and MAIL shifts its sends by tens of ms (seen up to ~60 ms). Windows
-    # 100 ms short of a second, of either stamp, must hold the limit; the run's length (200
-    # sends at 20/s need at least 9 s) bounds the average rate exactly.
+    # 100 ms short of a second must hold the limit at MAIL. The end of DATA comes after the
+    # body crossed and the server read it, which spreads more (23 in 0.9 s seen once in a
+    # full CI run): 200 ms short there. The run's length (200 sends at 20/s need at least
+    # 9 s) bounds the average rate exactly.
     started_at = [r.started_at for r in smtp_server.received]
     arrived_at = [r.at for r in smtp_server.received]
     print(
         f"busiest second: {_busiest_window(started_at)} transactions started, "
-        f"{_busiest_window(arrived_at)} arrived"
+        f"{_busiest_window(arrived_at)} arrived; in 0.9 s {_busiest_window(started_at, 0.9)}"
+        f", in 0.8 s {_busiest_window(arrived_at, 0.8)} arrived"
     )
     assert _busiest_window(started_at, 0.9) <= 20
-    assert _busiest_window(arrived_at, 0.9) <= 20
+    assert _busiest_window(arrived_at, 0.8) <= 20
     assert elapsed >= 9
     stats = api.get("/v1/queue/stats").json
     assert stats["counts"]["failed"] == 0
