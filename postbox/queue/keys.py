@@ -68,6 +68,42 @@ class PostboxKeys:
         """Prefix of the API's per-key rate-limit counters."""
         return f"postbox:{self.queue_name}:api-rate"
 
+    def events(self) -> str:
+        """The delivery-event stream (postbox/queue/events.py): one entry per state change."""
+        return f"postbox:{self.queue_name}:events"
+
+    def event_consumers(self) -> str:
+        """Set of the stream's consumer groups; events are written only while it exists."""
+        return f"postbox:{self.queue_name}:events:consumers"
+
+    def webhooks(self) -> str:
+        """Sorted set of webhook endpoint ids, scored by creation time (ms)."""
+        return f"postbox:{self.queue_name}:webhooks"
+
+    def webhooks_version(self) -> str:
+        """Counter bumped by every change to an endpoint, so dispatchers reload them."""
+        return f"postbox:{self.queue_name}:webhooks:version"
+
+    def webhook(self, endpoint_id: str) -> str:
+        """Hash of one webhook endpoint: url, events, owner, encrypted secrets, state."""
+        return f"postbox:{self.queue_name}:webhook:{endpoint_id}"
+
+    def webhook_due(self, endpoint_id: str) -> str:
+        """Sorted set of an endpoint's pending deliveries, scored by when they are due (ms)."""
+        return f"postbox:{self.queue_name}:webhook:{endpoint_id}:due"
+
+    def webhook_failed(self, endpoint_id: str) -> str:
+        """Sorted set of an endpoint's deliveries that ended failed, scored by when (ms)."""
+        return f"postbox:{self.queue_name}:webhook:{endpoint_id}:failed"
+
+    def webhook_log(self, endpoint_id: str) -> str:
+        """Capped list of an endpoint's recent delivery attempts (JSON), newest first."""
+        return f"postbox:{self.queue_name}:webhook:{endpoint_id}:log"
+
+    def webhook_delivery(self, delivery_id: str) -> str:
+        """Hash of one delivery (an event for an endpoint): the event, attempts, outcome."""
+        return f"postbox:{self.queue_name}:webhook-delivery:{delivery_id}"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"
