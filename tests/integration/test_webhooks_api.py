@@ -11,9 +11,9 @@ import pytest
 from postbox.config import key_digest, load_settings
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.secret_box import SecretBox
-from tests.support import API_KEY
+from tests.support import API_KEY, TEST_ENCRYPTION_KEY
 
-KEY = "7a" * 32
+KEY = TEST_ENCRYPTION_KEY
 HOOKS = "/v1/webhooks"
 PUBLIC_URL = "https://93.184.215.14/hooks/postbox"
 OTHER_KEY = "tenant-b-key-0123456789"
@@ -21,7 +21,8 @@ KEYS = PostboxKeys("email")
 
 
 def _api(api_factory: Any, service_env: dict[str, str], **env: str) -> Any:
-    return api_factory(load_settings({**service_env, "ENCRYPTION_KEY": KEY, **env}))
+    defaults = {"ENCRYPTION_KEY": KEY, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false"}
+    return api_factory(load_settings({**service_env, **defaults, **env}))
 
 
 @pytest.fixture
@@ -102,7 +103,10 @@ def test_private_urls_are_accepted_when_the_setting_allows_them(api_factory, ser
         assert _create(api, url=url).status_code == 201
 
 
-def test_without_an_encryption_key_creating_answers_503_and_changes_nothing(api, redis_client):
+def test_without_an_encryption_key_creating_answers_503_and_changes_nothing(
+    api_factory, service_env, redis_client
+):
+    api = _api(api_factory, service_env, ENCRYPTION_KEY="")
     created = _create(api)
     rotated = api.post(f"{HOOKS}/wh_{'a' * 22}/rotate-secret")
 
