@@ -237,3 +237,38 @@ def test_secrets_never_reach_the_logs(hooks, caplog):
     for secret in (created["secret"], rotated["secret"]):
         assert secret not in caplog.text
         assert secret.removeprefix("whsec_") not in caplog.text
+
+
+def _dashboard_overview(api: Any, key: str) -> dict[str, Any]:
+    client = api.app.test_client()
+    signed = client.post("/dashboard/login", data={"key": key})
+    assert signed.status_code == 302
+    overview = client.get("/dashboard/api/overview")
+    assert overview.status_code == 200
+    return dict(overview.json)
+
+
+def test_the_dashboard_lists_the_endpoints_the_signed_in_key_may_see(api_factory, service_env):
+    keys = f"sha256:{key_digest(API_KEY)}@example.com,{OTHER_KEY}"
+    api = _api(api_factory, service_env, API_KEYS=keys)
+    own = _create(api, description="mine").json
+    theirs = _create(api, headers={"Authorization": f"Bearer {OTHER_KEY}"}).json
+    _call(
+        api,
+        "patch",
+        f"{HOOKS}/{theirs['id']}",
+        headers={"Authorization": f"Bearer {OTHER_KEY}"},
+        json={"enabled": False},
+    )
+
+    restricted = _dashboard_overview(api, API_KEY)["webhooks"]
+    admin = _dashboard_overview(api, OTHER_KEY)["webhooks"]
+
+    assert [(w["id"], w["description"], w["enabled"]) for w in restricted] == [
+        (own["id"], "mine", True)
+    ]
+    assert [(w["id"], w["enabled"], w["disabled_reason"]) for w in admin] == [
+        (own["id"], True, None),
+        (theirs["id"], False, "disabled through the API"),
+    ]
+    assert all("secret" not in w for w in restricted + admin)
