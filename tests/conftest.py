@@ -31,7 +31,7 @@ from postbox.api.app import create_app
 from postbox.config import Settings, load_settings
 from postbox.dev.ports import free_port
 from postbox.dev.redis_server import RedisServer
-from tests.support import API_KEY
+from tests.support import API_KEY, TEST_ENCRYPTION_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -248,6 +248,8 @@ def service_env(redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
         "SMTP_PORT": str(smtp_server.port),
         "SMTP_SECURITY": "none",
         "API_KEYS": API_KEY,
+        # Webhook secrets are kept encrypted under it (a configured deployment has one).
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "INSTANCE_ID": "test",
         "EMAIL_BACKOFF_MS": "200",
         "LOG_LEVEL": "info",

@@ -25,6 +25,7 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
 
 T = TypeVar("T")
@@ -136,6 +137,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
     keep_completed_jobs: int = 1000
@@ -159,7 +161,7 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY"})
+_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY", "ENCRYPTION_KEY"})
 
 
 class _Env:
@@ -365,6 +367,13 @@ def _load_email_limits(env: _Env) -> EmailLimits:
     )
 
 
+def _load_webhooks(env: _Env) -> WebhookSettings:
+    return WebhookSettings(
+        encryption_key=env.get("ENCRYPTION_KEY", None, parse_encryption_key, "bad key"),
+        allow_private_networks=env.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False, _bool, "bad"),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from `environ` (default: the process environment).
 
@@ -376,6 +385,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp=_load_smtp(env),
         worker=_load_worker(env),
         api=_load_api(env),
+        webhooks=_load_webhooks(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"
