@@ -11,6 +11,7 @@ from postbox.config.settings import (
     WorkerSettings,
     load_settings,
 )
+from postbox.config.webhook_delivery import WebhookDeliverySettings
 
 __all__ = [
     "ApiKey",
@@ -20,6 +21,7 @@ __all__ = [
     "Settings",
     "SmtpSecurity",
     "SmtpSettings",
+    "WebhookDeliverySettings",
     "WorkerSettings",
     "find_key",
     "key_digest",

@@ -25,6 +25,7 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.errors import ConfigError
 
 T = TypeVar("T")
@@ -136,6 +137,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first (0: none); every other sent email is a compact
     # record. Keeping 1,000 cost a quarter of the drain rate (BullMQ trims on each completion).
@@ -366,6 +368,18 @@ def _load_email_limits(env: _Env) -> EmailLimits:
     )
 
 
+def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
+    defaults = WebhookDeliverySettings()
+    return WebhookDeliverySettings(
+        timeout_seconds=env.positive_float("WEBHOOK_TIMEOUT_SECONDS", defaults.timeout_seconds),
+        retry_schedule=env.get(
+            "WEBHOOK_RETRY_SCHEDULE", defaults.retry_schedule, parse_retry_schedule, "bad schedule"
+        ),
+        concurrency=env.positive_int("WEBHOOK_CONCURRENCY", defaults.concurrency),
+        run_dispatcher=env.get("WEBHOOK_DISPATCHER", True, _bool, "not a boolean"),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from `environ` (default: the process environment).
 
@@ -377,6 +391,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp=_load_smtp(env),
         worker=_load_worker(env),
         api=_load_api(env),
+        webhook_delivery=_load_webhook_delivery(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 0, _whole_number, "not a whole number"

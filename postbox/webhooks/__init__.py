@@ -1,0 +1,1 @@
+"""Webhooks: endpoints (their store, secrets and URL rules) and the delivery of events to them."""
