@@ -1,4 +1,4 @@
-"""The `postbox` command line: serve | worker | dev | dlq | keys.
+"""The `postbox` command line: serve | worker | dev | dlq | keys | webhooks.
 
 Every setting comes from the environment; a flag only overrides its variable, and the
 override is passed on to child processes through their environment.
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
+from postbox import cli_webhooks
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
 from postbox.errors import ConfigError, InvalidCursor, QueueUnavailable
@@ -326,6 +327,50 @@ def _echo_columns(rows: list[tuple[str, ...]]) -> None:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@cli.group()
+def webhooks() -> None:
+    """Webhook endpoints: where delivery events are sent, signed."""
+
+
+@webhooks.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoints as JSON.")
+def webhooks_list(as_json: bool) -> None:
+    """Show every endpoint, whoever made it."""
+    cli_webhooks.list_endpoints(_settings({})[0], as_json)
+
+
+@webhooks.command("create")
+@click.argument("url")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    type=cli_webhooks.EVENT_CHOICE,
+    help="An event type to send (repeat for several); default: every one (*).",
+)
+@click.option("--description", default="", help="A note for people.")
+@click.option(
+    "--allowed-from",
+    "allowed_from",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Only events of emails from this sender domain (repeat); default: all.",
+)
+def webhooks_create(
+    url: str, events: tuple[str, ...], description: str, allowed_from: tuple[str, ...]
+) -> None:
+    """Make an endpoint for URL and print its signing secret, once."""
+    settings = _settings({})[0]
+    cli_webhooks.create_endpoint(settings, url, events, description, allowed_from)
+
+
+@webhooks.command("delete")
+@click.argument("ids", nargs=-1, required=True)
+def webhooks_delete(ids: tuple[str, ...]) -> None:
+    """Delete endpoints by id, with the deliveries still waiting for them."""
+    cli_webhooks.delete_endpoints(_settings({})[0], ids)
 
 
 def main() -> None:

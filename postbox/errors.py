@@ -6,6 +6,7 @@ PostboxError
 ├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
 │   └── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
 ├── InvalidCursor            a pagination cursor was not made by Postbox
+├── SecretUnreadable         a stored webhook secret does not decrypt with ENCRYPTION_KEY
 ├── AddressError             a posted email address cannot be used
 ├── Postponed                a job must run again later without spending an attempt
 ├── AttemptFailed            an attempt failed and may be retried (handed to BullMQ)
@@ -29,7 +30,8 @@ PostboxError
     ├── UnsupportedMediaType     415 unsupported_media_type
     ├── ValidationFailed         422 validation_error
     ├── RateLimited              429 rate_limited
-    └── Overloaded               503 overloaded
+    ├── Overloaded               503 overloaded
+    └── EncryptionKeyMissing     503 encryption_key_missing
 
 Each delivery error has an `error_class`: the word that starts a dead letter's reason
 ("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by;
@@ -65,6 +67,11 @@ class QueueFull(QueueUnavailable):
 
 class InvalidCursor(PostboxError, ValueError):
     """Raised when a pagination cursor was not made by Postbox."""
+
+
+class SecretUnreadable(PostboxError):
+    """Raised when a stored webhook secret does not decrypt: ENCRYPTION_KEY is not the key
+    it was encrypted with (changed, or different on this instance), or the value was altered."""
 
 
 class AddressError(PostboxError, ValueError):
@@ -227,3 +234,18 @@ class Overloaded(ApiError):
 
     status = 503
     code = "overloaded"
+
+
+class EncryptionKeyMissing(ApiError):
+    """Raised when a webhook secret must be made or read and ENCRYPTION_KEY is not set:
+    secrets are kept only encrypted, so without the key there is nothing to do."""
+
+    status = 503
+    code = "encryption_key_missing"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Webhooks need ENCRYPTION_KEY (64 hex characters, e.g. from `openssl rand -hex 32`,"
+            " the same on every instance) to keep their signing secrets encrypted; set it and"
+            " restart."
+        )

@@ -6,8 +6,8 @@ the API serves a request about one email, also carries that email's id: `email_i
 job id (postbox/queue/job_ids.py). The id travels in a context variable, so it follows the
 job's asyncio task or the request's thread without being passed around.
 
-Secret values this process knows (SMTP_PASSWORD, the password in REDIS_URL, SECRET_KEY) are
-replaced by `***` in every line, whoever logs them, tracebacks included.
+Secret values this process knows (SMTP_PASSWORD, the password in REDIS_URL, SECRET_KEY,
+ENCRYPTION_KEY) are replaced by `***` in every line, whoever logs them, tracebacks included.
 """
 
 from __future__ import annotations
@@ -80,7 +80,12 @@ def secret_values(settings: Settings) -> list[str]:
         redis_password = urlsplit(settings.redis.url).password
     except ValueError:
         redis_password = None
-    candidates = (settings.smtp.password, redis_password, settings.api.secret_key)
+    candidates = (
+        settings.smtp.password,
+        redis_password,
+        settings.api.secret_key,
+        settings.webhooks.encryption_key,
+    )
     return [value for value in candidates if value]
 
 

@@ -13,6 +13,7 @@ from postbox.api import (
     health,
     openapi,
     queue_stats,
+    webhooks,
 )
 from postbox.api.auth import check_api_key
 from postbox.api.dashboard_auth import configure_sessions
@@ -57,6 +58,7 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     v1.register_blueprint(emails.bp)
     v1.register_blueprint(queue_stats.bp)
     v1.register_blueprint(dead_letters.bp)
+    v1.register_blueprint(webhooks.bp)
     app.register_blueprint(v1)
     if settings.api.dev_inbox_dir:
         from postbox.api import dev_inbox  # noqa: PLC0415  (development runs only)

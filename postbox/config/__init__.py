@@ -12,6 +12,7 @@ from postbox.config.settings import (
     load_settings,
 )
 from postbox.config.webhook_delivery import WebhookDeliverySettings
+from postbox.config.webhooks import WebhookSettings
 
 __all__ = [
     "ApiKey",
@@ -22,6 +23,7 @@ __all__ = [
     "SmtpSecurity",
     "SmtpSettings",
     "WebhookDeliverySettings",
+    "WebhookSettings",
     "WorkerSettings",
     "find_key",
     "key_digest",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import idna
@@ -72,6 +73,12 @@ def _parse_entry(item: str) -> ApiKey:
     if at and not domains.strip():
         raise ValueError("a sha256: entry with '@' needs at least one domain after it")
     return ApiKey(digest, _allowed_domains(domains) if at else ())
+
+
+def sender_domains(names: Sequence[str]) -> tuple[str, ...]:
+    """Domain names as keys hold them (IDNA, ASCII, lower case, each once); `ValueError`
+    naming one that is not a domain."""
+    return _allowed_domains("|".join(names)) if names else ()
 
 
 def _allowed_domains(value: str) -> tuple[str, ...]:

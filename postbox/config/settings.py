@@ -26,6 +26,7 @@ from postbox.config.rate_limits import (
     parse_rate_limit,
 )
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
+from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
 
 T = TypeVar("T")
@@ -138,6 +139,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first (0: none); every other sent email is a compact
     # record. Keeping 1,000 cost a quarter of the drain rate (BullMQ trims on each completion).
@@ -162,7 +164,7 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY"})
+_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY", "ENCRYPTION_KEY"})
 
 
 class _Env:
@@ -380,6 +382,13 @@ def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
     )
 
 
+def _load_webhooks(env: _Env) -> WebhookSettings:
+    return WebhookSettings(
+        encryption_key=env.get("ENCRYPTION_KEY", None, parse_encryption_key, "bad key"),
+        allow_private_networks=env.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False, _bool, "bad"),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from `environ` (default: the process environment).
 
@@ -392,6 +401,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
+        webhooks=_load_webhooks(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 0, _whole_number, "not a whole number"

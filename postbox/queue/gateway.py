@@ -159,6 +159,11 @@ class QueueGateway:
         """Delete one failed email; False if it is not a dead letter."""
         return self._call(lambda r: dead_letters.discard_dead_letter(r.queue, job_id))
 
+    def with_client(self, make: Callable[[redis.Redis], Awaitable[T]]) -> T:
+        """Run `make(client)` on the loop thread, bounded in time like every call here: for
+        the modules beside the queue that keep their own keys (webhook endpoints)."""
+        return self._call(lambda r: make(r.client))
+
     def ping(self) -> bool:
         """True when Redis answers."""
         return bool(self._call(lambda r: r.client.ping()))

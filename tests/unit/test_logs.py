@@ -50,3 +50,11 @@ def test_json_lines_carry_instance_and_email_id_and_hide_secrets(
     text = "\n".join(json.dumps(line) for line in lines)
     for secret in ("redis-pass-123", "smtp-pass-456", "session-secret-789"):
         assert secret not in text
+
+
+def test_the_encryption_key_is_hidden_in_log_lines(restore_root_logger, capsys) -> None:
+    key = "5e" * 32
+    settings = load_settings({"ENCRYPTION_KEY": key})
+    setup_logging("INFO", "text", "node-7", secret_values(settings))
+    logging.getLogger("postbox.test").warning("key %s", key)
+    assert key not in capsys.readouterr().err
