@@ -141,9 +141,8 @@ class Settings:
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     dedup_window_seconds: int = 24 * 3600
-    # Completed jobs kept whole, newest first (0: none); every other sent email is a compact
-    # record. Keeping 1,000 cost a quarter of the drain rate (BullMQ trims on each completion).
-    keep_completed_jobs: int = 0
+    # Completed jobs kept whole, newest first; every other sent email is a compact record.
+    keep_completed_jobs: int = 1000
     instance_id: str = field(default_factory=socket.gethostname)
     # How often each process refreshes its cluster registry entry (postbox/queue/registry.py).
     heartbeat_seconds: float = 10.0
@@ -404,7 +403,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhooks=_load_webhooks(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
-            "EMAIL_KEEP_COMPLETED_JOBS", 0, _whole_number, "not a whole number"
+            "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"
         ),
         instance_id=env.raw("INSTANCE_ID") or socket.gethostname(),
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),

@@ -57,6 +57,7 @@ class EmailJob:
     max_attempts: int
     ran_before: bool
     confirm_lock: Callable[[], Awaitable[None]]
+    backoff_ms: int = 1000
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,22 @@ class Completion:
     writes: Sequence[ScriptCall] = ()
 
 
-def jittered_exponential(attempts_made: int, kind: str, err: object, job: object) -> int:
-    """BullMQ backoff strategy: exponential from the job's delay, with up to -50 % jitter
-    so retries of a burst do not hit the relay together."""
-    delay = int(getattr(job, "opts", {}).get("backoff", {}).get("delay", 1000))
-    return int(delay * 2 ** (attempts_made - 1) * random.uniform(0.5, 1.0))  # noqa: S311
+def retry_delay_ms(job_id: str, attempt: int, base_ms: int) -> int:
+    """How long after a failed `attempt` the next one runs: exponential from `base_ms`, with
+    up to -50 % jitter so retries of a burst do not hit the relay together. The jitter is
+    drawn from the job id and attempt, so the worker can say when in the `email.deferred`
+    event before BullMQ computes the same delay."""
+    jitter = random.Random(f"{job_id}:{attempt}").uniform(0.5, 1.0)  # noqa: S311
+    return int(base_ms * 2 ** (attempt - 1) * jitter)
+
+
+def jittered_exponential(attempts_made: int, kind: str, err: object, job: Any) -> int:
+    """BullMQ backoff strategy (`retry_delay_ms` for the job's `backoff.delay`)."""
+    return retry_delay_ms(job.id, attempts_made, _backoff_ms(job.opts))
+
+
+def _backoff_ms(opts: dict[str, Any]) -> int:
+    return int((opts.get("backoff") or {}).get("delay", 1000))
 
 
 Handler = Callable[[EmailJob], Awaitable[Completion]]
@@ -161,6 +173,7 @@ class EmailConsumer:
             job.opts.get("attempts", 1),
             ran_before=job.attemptsStarted > 1,
             confirm_lock=functools.partial(self._worker.confirm_lock, job.id, token),
+            backoff_ms=_backoff_ms(job.opts),
         )
         try:
             return await self._handler(email_job)

@@ -81,10 +81,10 @@ _STATE_STATUS = {
 def default_job_options(max_attempts: int, backoff_ms: int, keep_completed: int) -> dict[str, Any]:
     """BullMQ options for every email job.
 
-    Only the newest `keep_completed` completed jobs stay whole (none by default; for Bull
-    Board, and the full status of what was just sent): what the dedup window keeps of every
-    sent email is its compact record (records.py). Failed jobs stay until someone retries or
-    discards them, since they are the dead-letter view.
+    Only the newest `keep_completed` completed jobs stay whole (for Bull Board, and the full
+    status of what was just sent): what the dedup window keeps of every sent email is its
+    compact record (records.py). Failed jobs stay until someone retries or discards them,
+    since they are the dead-letter view.
     """
     return {
         "attempts": max_attempts,

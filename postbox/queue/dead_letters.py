@@ -26,6 +26,7 @@ from redis.exceptions import WatchError
 
 from postbox.config import RedisSettings
 from postbox.errors import InvalidCursor
+from postbox.queue import events
 from postbox.queue.connection import api_client
 from postbox.queue.contract import split_failure_reason
 from postbox.queue.journal import forget_rejections
@@ -35,6 +36,21 @@ logger = logging.getLogger(__name__)
 
 # Members read from the failed set per round trip while paging or filtering.
 SCAN_CHUNK = 200
+
+# Runs right after bullmq's reprocessJob, in its transaction: the `email.retried` event when
+# the job left the failed set and is no longer finished (requeued, by this call or another).
+# KEYS: job hash, failed set, event stream, its consumers. ARGV: job id, domain, data.
+_RETRIED = (
+    events.EMIT_EVENT_LUA
+    + """
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('EXISTS', KEYS[1]) == 1
+   and redis.call('HEXISTS', KEYS[1], 'finishedOn') == 0 then
+  emit_event(KEYS[3], KEYS[4], '"""
+    + events.RETRIED
+    + """', ARGV[1], ARGV[2], ARGV[3])
+end
+"""
+)
 # Jobs retried or discarded concurrently by the bulk operations.
 BATCH_SIZE = 50
 
@@ -150,14 +166,33 @@ async def retry_dead_letter(queue: Queue, job_id: str) -> bool:
     if job is None:
         return False
     await forget_rejections(queue.client, queue.name, job_id)
-    try:
-        await job.retry("failed", {"resetAttemptsMade": True})
-    except TypeError:
+    if not await _requeue(queue, job):
         # bullmq's reprocessJob: the job left the failed set since we looked (retried or
         # discarded by someone else).
         return False
     logger.info("Dead letter %s requeued", job_id)
     return True
+
+
+async def _requeue(queue: Queue, job: Job) -> bool:
+    """bullmq's `job.retry("failed", {"resetAttemptsMade": True})` and the `email.retried`
+    event, in one transaction; False if the job was not in the failed set."""
+    scripts = queue.backend.scripts
+    keys = [scripts.toKey(job.id)] + [
+        scripts.keys[name]
+        for name in ("events", "failed", "wait", "meta", "active", "marker", "prioritized", "pc")
+    ]
+    args = [job.id, "RPUSH" if job.opts.get("lifo") else "LPUSH", "failedReason", "failed"]
+    postbox_keys = PostboxKeys(queue.name)
+    data = events.event_data(job.data, job.id, 0)
+    retried = queue.client.register_script(_RETRIED)
+    async with queue.client.pipeline(transaction=True) as pipe:
+        await scripts.commands["reprocessJob"](keys=keys, args=[*args, "1", "0"], client=pipe)
+        event_keys = [keys[0], keys[2], postbox_keys.events(), postbox_keys.event_consumers()]
+        domain = events.sender_domain(job.data)
+        await retried(keys=event_keys, args=[job.id, domain, data], client=pipe)
+        result, _ = await pipe.execute()
+    return bool(result == 1)
 
 
 async def retry_dead_letters(queue: Queue, error_class: str | None = None) -> int:

@@ -28,6 +28,7 @@ from typing import Any, cast
 import redis.asyncio as redis
 
 from postbox.queue._engine.script_call import ScriptCall
+from postbox.queue.events import EMIT_EVENT_LUA, NewEvent, event_args
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.records import sent_suffix
 
@@ -50,9 +51,23 @@ local function write_journal(first)
 end
 """
 
+# An event (postbox/queue/events.py) that goes with a write, or none. KEYS[first], then the
+# consumers' key; ARGV[first...]: type ('' for none), email id, sender domain, data.
+_WRITE_EVENT = (
+    EMIT_EVENT_LUA
+    + """
+local function write_event(key, arg)
+  if ARGV[arg] ~= '' then
+    emit_event(KEYS[key], KEYS[key + 1], ARGV[arg], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3])
+  end
+end
+"""
+)
+
 # One call instead of a MULTI of five commands: the journal write is on every send's path.
-# ARGV[4...]: the journal's fields and values.
-_RECORD = _WRITE_JOURNAL + "write_journal(4)\n"
+# KEYS[4..5]: the event stream and its consumers. ARGV[4..7]: the event (or ''), ARGV[8...]:
+# the journal's fields and values.
+_RECORD = _WRITE_JOURNAL + _WRITE_EVENT + "write_journal(8)\nwrite_event(4, 4)\n"
 
 # Runs right after the job's completion, in the same MULTI (postbox/queue/_engine/
 # completions.py). Completed (in BullMQ's completed set, or its hash already removed): the
@@ -62,14 +77,17 @@ _RECORD = _WRITE_JOURNAL + "write_journal(4)\n"
 # completion (its answer was lost), which changes nothing.
 # Not completed (the lock had gone to another run): the journal write of any attempt, so
 # that run finds what the relay accepted.
-# KEYS[4...]: job hash, claim, sent bucket, sent total, completed set.
-# ARGV[4...]: record head, record tail, bucket ttl, job id, then the journal's fields.
+# A completion that went through also writes its `email.sent` event.
+# KEYS[4...]: job hash, claim, sent bucket, sent total, completed set, event stream, its
+# consumers. ARGV[4...]: record head, record tail, bucket ttl, job id, then the event (type,
+# email id, sender domain, data), then the journal's fields.
 _SETTLE = (
     _WRITE_JOURNAL
+    + _WRITE_EVENT
     + """
 local kept = redis.call('EXISTS', KEYS[4]) == 1
 if kept and not redis.call('ZSCORE', KEYS[8], ARGV[7]) then
-  write_journal(8)
+  write_journal(12)
   return 0
 end
 local claim = redis.call('GET', KEYS[5])
@@ -94,6 +112,7 @@ end
 redis.call('INCR', KEYS[6])
 redis.call('EXPIRE', KEYS[6], ARGV[6])
 redis.call('INCR', KEYS[7])
+write_event(9, 8)
 return 1
 """
 )
@@ -155,17 +174,21 @@ class SendJournal:
         accepted: dict[str, str],
         rejected: dict[str, str],
         attempt: dict[str, Any],
+        event: NewEvent | None = None,
     ) -> ScriptCall:
-        """The write that stores the relay's answers and the attempt, atomically, in one
-        call: to run now, or in the job's completion round trip."""
+        """The write that stores the relay's answers, the attempt and its event (if any),
+        atomically, in one call."""
         fields = _fields(accepted, rejected)
         keys = [
             self._keys.journal(job_id),
             self._keys.attempt_log(job_id),
             self._keys.sending(job_id),
+            self._keys.events(),
+            self._keys.event_consumers(),
         ]
         line = json.dumps(attempt, separators=(",", ":"))
-        return ScriptCall(self._record, keys, [self._ttl, line, MAX_LOGGED_ATTEMPTS, *fields])
+        args = [self._ttl, line, MAX_LOGGED_ATTEMPTS, *event_args(event), *fields]
+        return ScriptCall(self._record, keys, args)
 
     def settle_call(
         self,
@@ -176,9 +199,11 @@ class SendJournal:
         *,
         reply: str | None,
         refused_total: int,
+        sent: NewEvent,
     ) -> ScriptCall:
         """The write that goes right after a sent job's completion, in its round trip: the
-        email's compact record if the completion went through, else the journal write."""
+        email's compact record and its `sent` event if the completion went through, else
+        the journal write."""
         keys = self._keys
         head, tail = sent_suffix(attempt["attempt"], refused_total, reply)
         bucket = int(time.time()) // SENT_BUCKET_SECONDS
@@ -193,6 +218,8 @@ class SendJournal:
                 keys.sent_bucket(bucket),
                 keys.sent_total(),
                 keys.bull("completed"),
+                keys.events(),
+                keys.event_consumers(),
             ],
             [
                 self._ttl,
@@ -202,13 +229,16 @@ class SendJournal:
                 tail,
                 SENT_BUCKET_TTL_SECONDS,
                 job_id,
+                *sent.args(),
                 *_fields(accepted, rejected),
             ],
         )
 
-    async def record_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
-        """Append an attempt that changed no recipient's state (a failure)."""
-        await self.record_call(job_id, {}, {}, attempt).run()
+    async def record_attempt(
+        self, job_id: str, attempt: dict[str, Any], event: NewEvent | None = None
+    ) -> None:
+        """Append an attempt that changed no recipient's state (a failure), with its event."""
+        await self.record_call(job_id, {}, {}, attempt, event).run()
 
 
 async def forget_rejections(client: redis.Redis, queue_name: str, job_id: str) -> None:

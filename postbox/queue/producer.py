@@ -10,6 +10,10 @@ exists), so a claimed email is never lost. A sent duplicate is not: its job is g
 An add that Redis refuses (out of memory, mostly: the claims are small and fit when the job
 does not) releases the claims this call made for jobs that do not exist, so the client's
 retry is a new email again, not a "duplicate" of one that was never queued.
+
+The adds and their `email.queued` (or `email.scheduled`) events go in one transaction
+(postbox/queue/events.py): an event for each job the add created, none for a job that
+existed already, and none at all while no consumer reads the stream (the claim call says).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as redis
-from bullmq import Queue
+from bullmq import Job, Queue
 from redis.exceptions import RedisError
 
 from postbox.message.mime import (
@@ -33,6 +37,7 @@ from postbox.message.mime import (
     render_message,
 )
 from postbox.message.types import EmailRequest
+from postbox.queue import events
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
@@ -40,14 +45,32 @@ from postbox.queue.records import claim_value, parse_record, same_payload
 
 # One `SET key fingerprint EX ttl NX GET` per email, in one call: a pipeline of SETs cost the
 # API a command to encode and a reply to await (with its timeout) per email, ~10 % of intake.
-# Each reply is the value found (a claim, or a sent record), or nil when the claim is new.
+# Each reply is the value found (a claim, or a sent record), or nil when the claim is new;
+# the last says whether the event stream has a consumer (its KEY comes last).
 CLAIM_SCRIPT = """
 local found = {}
-for i, key in ipairs(KEYS) do
-  found[i] = redis.call('SET', key, ARGV[2 * i - 1], 'EX', ARGV[2 * i], 'NX', 'GET')
+for i = 1, #KEYS - 1 do
+  found[i] = redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'EX', ARGV[2 * i], 'NX', 'GET')
 end
+found[#KEYS] = redis.call('EXISTS', KEYS[#KEYS])
 return found
 """
+
+# Runs right after the adds, in their transaction: an event for each job its add created,
+# which BullMQ stamped with the timestamp this add gave it (a job that existed keeps its
+# own). KEYS: the stream, its consumers, then the job hashes. ARGV: per job its timestamp,
+# event type, id, sender domain and event data.
+QUEUED_SCRIPT = (
+    events.EMIT_EVENT_LUA
+    + """
+for i = 3, #KEYS do
+  local a = (i - 3) * 5
+  if redis.call('HGET', KEYS[i], 'timestamp') == ARGV[a + 1] then
+    emit_event(KEYS[1], KEYS[2], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  end
+end
+"""
+)
 
 # Compare-and-delete of the claims an add made, skipping any whose job exists (a bulk add's
 # transaction can add some jobs and be refused for others). KEYS are (claim, job hash) pairs,
@@ -137,10 +160,11 @@ class EmailProducer:
         self._window = dedup_window_seconds
         self._claim_script = client.register_script(CLAIM_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
+        self._queued_script = client.register_script(QUEUED_SCRIPT)
 
     async def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
         """Claim each email's id and enqueue every email that is not a conflict."""
-        found = await self._claim(emails)
+        found, with_events = await self._claim(emails)
         outcomes = [_outcome(email, value) for email, value in zip(emails, found, strict=True)]
         to_add = {
             email.job_id: email
@@ -148,7 +172,7 @@ class EmailProducer:
             if outcome is not Outcome.CONFLICT and parse_record(value) is None
         }
         try:
-            await self._add(list(to_add.values()))
+            await self._add(list(to_add.values()), with_events)
         except Exception:
             await self._release(emails, outcomes)
             raise
@@ -157,14 +181,16 @@ class EmailProducer:
             for email, outcome in zip(emails, outcomes, strict=True)
         ]
 
-    async def _claim(self, emails: Sequence[PreparedEmail]) -> list[str | None]:
-        """Claim every email's id; per email, the value it already had (None: claimed now)."""
+    async def _claim(self, emails: Sequence[PreparedEmail]) -> tuple[list[str | None], bool]:
+        """Claim every email's id; per email, the value it already had (None: claimed now),
+        and whether events are being written."""
         keys = [self._keys.idempotency(email.job_id) for email in emails]
+        keys.append(self._keys.event_consumers())
         args: list[str | int] = []
         for email in emails:
             args += (claim_value(email.fingerprint), self._window + email.delay_ms // 1000)
-        found: list[str | None] = await self._claim_script(keys=keys, args=args)
-        return found
+        *found, consumers = await self._claim_script(keys=keys, args=args)
+        return found, bool(consumers)
 
     async def _release(self, emails: Sequence[PreparedEmail], outcomes: list[Outcome]) -> None:
         """Undo the claims this call made (DEL is allowed at maxmemory); if Redis cannot be
@@ -179,13 +205,33 @@ class EmailProducer:
                 claims = [claim_value(e.fingerprint) for e in made.values()]
                 await self._release_script(keys=keys, args=claims)
 
-    async def _add(self, emails: list[PreparedEmail]) -> None:
-        if len(emails) == 1:
-            await self._queue.add(JOB_NAME, emails[0].data, _job_options(emails[0]))
-        elif emails:
-            await self._queue.addBulk(
-                [{"name": JOB_NAME, "data": e.data, "opts": _job_options(e)} for e in emails]
-            )
+    async def _add(self, emails: list[PreparedEmail], with_events: bool) -> None:
+        """Add the jobs (what bullmq's addBulk does) and their events, in one transaction."""
+        if not emails:
+            return
+        defaults = self._queue.jobsOpts
+        jobs = [
+            Job(self._queue, JOB_NAME, e.data, {**defaults, **_job_options(e)}, e.job_id)
+            for e in emails
+        ]
+        scripts = self._queue.backend.scripts
+        async with self._client.pipeline(transaction=True) as pipe:
+            for job in jobs:
+                await scripts.addJob(job, pipe)
+            if with_events:
+                await self._queue_events(pipe, emails, jobs)
+            await pipe.execute()
+
+    async def _queue_events(self, pipe: Any, emails: list[PreparedEmail], jobs: list[Job]) -> None:
+        keys = [self._keys.events(), self._keys.event_consumers()]
+        args: list[str | int] = []
+        for email, job in zip(emails, jobs, strict=True):
+            kind = events.SCHEDULED if email.delay_ms else events.QUEUED
+            send_at = email.data["summary"]["send_at"]
+            data = events.event_data(email.data, email.job_id, 0, send_at=send_at)
+            keys.append(self._keys.bull(email.job_id))
+            args += (job.timestamp, kind, email.job_id, events.sender_domain(email.data), data)
+        await self._queued_script(keys=keys, args=args, client=pipe)
 
 
 def _outcome(email: PreparedEmail, found: str | None) -> Outcome:

@@ -26,6 +26,7 @@ from postbox.queue.consumer import Completion, EmailJob
 from postbox.queue.contract import mail_options
 from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
 from postbox.workers.circuit import RelayCircuit
+from postbox.workers.delivery_events import failure_event, sent_event
 from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
@@ -90,14 +91,7 @@ class EmailProcessor:
         entry = await self._journal.load(job.id) if job.ran_before else EMPTY
         pending = entry.pending(job.data["recipients"])
         if not pending:
-            logger.info("Email %s was already accepted by the relay; completing", job.id)
-            self._metrics.outcome("sent", "journal")
-            reply = next(iter(entry.accepted.values()), None)
-            attempt = self._attempt(job, "sent", None, reply=reply)
-            settle = self._journal.settle_call(
-                job.id, {}, {}, attempt, reply=reply, refused_total=len(entry.rejected)
-            )
-            return Completion(self._result(entry, None), (settle,))
+            return self._journalled(job, entry)
         if entry.unreported_send_ms:
             self._metrics.outcome("postponed", "unreported_send")
             logger.warning(
@@ -109,6 +103,22 @@ class EmailProcessor:
             raise Postponed(_recheck_at_ms(entry.unreported_send_ms), "an earlier run's send")
         result = await self._send(job, pending)
         return await self._settle(job, entry, pending, result)
+
+    def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
+        """A re-run of a job whose every recipient has the relay's final answer already."""
+        if not entry.accepted:
+            # The failed attempt wrote its `email.failed`; the run that got it died before
+            # BullMQ recorded the dead letter.
+            raise PermanentDeliveryError("All recipients refused: " + _listing(entry.rejected))
+        logger.info("Email %s was already accepted by the relay; completing", job.id)
+        self._metrics.outcome("sent", "journal")
+        reply = next(iter(entry.accepted.values()), None)
+        attempt = self._attempt(job, "sent", None, reply=reply)
+        sent = sent_event(job, entry.accepted, entry.rejected, reply)
+        settle = self._journal.settle_call(
+            job.id, {}, {}, attempt, reply=reply, refused_total=len(entry.rejected), sent=sent
+        )
+        return Completion(self._result(entry, None), (settle,))
 
     async def _send(self, job: EmailJob, pending: list[str]) -> SendResult:
         data = job.data
@@ -138,7 +148,10 @@ class EmailProcessor:
             raise Postponed(self._circuit.retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
             self._circuit.record_success()
-            await self._journal.record_attempt(job.id, self._attempt(job, exc.error_class, exc))
+            permanent = isinstance(exc, PermanentDeliveryError)
+            event = failure_event(job, exc.error_class, str(exc), permanent=permanent)
+            attempt = self._attempt(job, exc.error_class, exc)
+            await self._journal.record_attempt(job.id, attempt, event)
             logger.warning(
                 "Email %s attempt %d/%d failed: %s", job.id, job.attempt, job.max_attempts, exc
             )
@@ -157,15 +170,26 @@ class EmailProcessor:
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
         entry = entry.merged(accepted, rejected)
         if deferred or not entry.accepted:
-            await self._journal.record_call(job.id, accepted, rejected, attempt).run()
-            if deferred:
-                raise Deferred("Recipients deferred: " + _listing(deferred))
-            raise PermanentDeliveryError("All recipients refused: " + _listing(rejected))
+            failure = (
+                Deferred("Recipients deferred: " + _listing(deferred))
+                if deferred
+                else PermanentDeliveryError("All recipients refused: " + _listing(rejected))
+            )
+            event = failure_event(job, failure.error_class, str(failure), permanent=not deferred)
+            await self._journal.record_call(job.id, accepted, rejected, attempt, event).run()
+            raise failure
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
         # Written in the completion's round trip, right after the completion (one MULTI).
+        sent = sent_event(job, entry.accepted, entry.rejected, reply)
         settle = self._journal.settle_call(
-            job.id, accepted, rejected, attempt, reply=reply, refused_total=len(entry.rejected)
+            job.id,
+            accepted,
+            rejected,
+            attempt,
+            reply=reply,
+            refused_total=len(entry.rejected),
+            sent=sent,
         )
         return Completion(self._result(entry, reply), (settle,))
 
