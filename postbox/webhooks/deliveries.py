@@ -27,14 +27,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
+from postbox.queue.events import Event
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.attempts import Attempt, Verdict
 
 LOG_LENGTH = 1000
 JITTER = 0.10
+# A receiver's Retry-After delays only its own deliveries; past a day it is taken as a day.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
 _BODY_FIELDS = ("event", "type", "email", "body", "attempts")
 
 # KEYS[1]: due set. ARGV: now ms, lease-until ms, how many, token, delivery key prefix.
@@ -152,11 +156,24 @@ def iso_ms(ms: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def new_delivery(event: Event) -> NewDelivery:
+    """The delivery of a stream event: its Standard Webhooks payload as the body."""
+    return NewDelivery(
+        event.event_id, event.type, event.email_id, orjson.dumps(event.payload()).decode()
+    )
+
+
 def enqueue(
-    pipe: Pipeline, keys: PostboxKeys, endpoint_id: str, new: NewDelivery, due_ms: int
+    pipe: Pipeline,
+    keys: PostboxKeys,
+    endpoint_id: str,
+    new: NewDelivery,
+    due_ms: int,
+    *,
+    again: bool = False,
 ) -> None:
     """Add to `pipe` the writes that make `new` due for `endpoint_id` at `due_ms`, as a
-    fresh delivery (a replay of a failed one starts over)."""
+    fresh delivery; `again` (a replay) also takes it out of the failed set."""
     did = delivery_id(endpoint_id, new.event_id)
     pipe.hset(
         keys.webhook_delivery(did),
@@ -173,7 +190,8 @@ def enqueue(
         },
     )
     pipe.zadd(keys.webhook_due(endpoint_id), {did: due_ms})
-    pipe.zrem(keys.webhook_failed(endpoint_id), did)
+    if again:
+        pipe.zrem(keys.webhook_failed(endpoint_id), did)
 
 
 class DeliveryQueue:
@@ -206,32 +224,46 @@ class DeliveryQueue:
         ]
         return Claim(claimed, float(soonest) if soonest else None)
 
-    async def settle(self, done: Sequence[tuple[Claimed, Attempt]]) -> None:
+    async def settle(self, done: Sequence[tuple[Claimed, Attempt]]) -> dict[str, int]:
         """Record a batch of attempts: delivered ones go, retryable ones come due again per
-        the schedule (or the receiver's Retry-After), the rest end failed; each is logged."""
+        the schedule (or the receiver's Retry-After), the rest end failed; each is logged.
+        Returns, per endpoint with retries, when the first of them comes due (ms)."""
         if not done:
-            return
+            return {}
         now = int(time.time() * 1000)
         classes = Counter(attempt.status_class for _, attempt in done)
         args: list[Any] = [now, LOG_LENGTH, len(classes)]
         for name, count in classes.items():
             args += [name, count]
+        retries: dict[str, int] = {}
         for claimed, attempt in done:
-            args += self._settle_args(claimed, attempt, now)
+            next_ms = self._next_attempt_ms(claimed, attempt, now)
+            if next_ms is not None:
+                ep = claimed.endpoint_id
+                retries[ep] = min(retries.get(ep, next_ms), next_ms)
+            args += self._settle_args(claimed, attempt, now, next_ms)
         await self._settle(keys=[self._keys.webhook_outcomes()], args=args)
+        return retries
 
-    def _settle_args(self, claimed: Claimed, attempt: Attempt, now: int) -> list[Any]:
+    def _next_attempt_ms(self, claimed: Claimed, attempt: Attempt, now: int) -> int | None:
+        delay = self.retry_delay(claimed.attempts + 1, attempt)
+        return None if delay is None else now + int(delay * 1000)
+
+    def _settle_args(
+        self, claimed: Claimed, attempt: Attempt, now: int, next_ms: int | None
+    ) -> list[Any]:
         attempts = claimed.attempts + 1
-        delay = self.retry_delay(attempts, attempt)
-        verdict = "d" if attempt.verdict is Verdict.DELIVERED else "f" if delay is None else "r"
-        next_ms = None if delay is None else now + int(delay * 1000)
+        verdict = "d" if attempt.verdict is Verdict.DELIVERED else "f" if next_ms is None else "r"
+        outcome = {"d": "delivered", "r": "retrying", "f": "failed"}[verdict]
+        if attempt.verdict is Verdict.GONE:
+            outcome = "endpoint_disabled"
         line = {
             "delivery_id": claimed.id,
             "event_id": claimed.event_id,
             "type": claimed.type,
             "attempt": attempts,
             "status": attempt.status,
-            "outcome": {"d": "delivered", "r": "retrying", "f": "failed"}[verdict],
+            "outcome": outcome,
             "latency_ms": round(attempt.seconds * 1000, 1),
             "error": attempt.error or None,
             "next_retry_at": None if next_ms is None else iso_ms(next_ms),
@@ -256,12 +288,14 @@ class DeliveryQueue:
     def retry_delay(self, attempts: int, attempt: Attempt) -> float | None:
         """Seconds until the next attempt after `attempts` made, or None when there is to
         be none (delivered, a final failure, or the schedule spent). A Retry-After is
-        honoured up to the schedule's longest wait; otherwise ±10 % jitter spreads a
-        receiver's returning load."""
-        if attempt.verdict is not Verdict.RETRY or attempts > len(self._schedule):
+        honoured up to a day; otherwise ±10 % jitter spreads a
+        receiver's returning load. After a 410 the delivery stays pending the same way: its
+        endpoint is disabled, and it goes out if the endpoint is enabled again."""
+        retryable = attempt.verdict in {Verdict.RETRY, Verdict.GONE}
+        if not retryable or attempts > len(self._schedule):
             return None
         if attempt.retry_after is not None:
-            return min(max(attempt.retry_after, 0.0), max(self._schedule))
+            return min(max(attempt.retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
         base = self._schedule[attempts - 1]
         return base * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 (not a secret)
 

@@ -16,21 +16,15 @@ from typing import cast
 import orjson
 import redis.asyncio as redis
 
-from postbox.queue.events import Event, parse_entry
+from postbox.queue.events import parse_entry
 from postbox.queue.keys import PostboxKeys
-from postbox.webhooks.deliveries import NewDelivery, delivery_id, enqueue, iso_ms
+from postbox.webhooks.deliveries import NewDelivery, delivery_id, enqueue, iso_ms, new_delivery
 from postbox.webhooks.endpoints import Endpoint
 
 TEST_EVENT = "webhook.test"
 # A replay is one API call: it reads at most this many events (then says where it stopped).
 MAX_REPLAYED = 100_000
 _PAGE = 1000
-
-
-def new_delivery(event: Event) -> NewDelivery:
-    """The delivery of a stream event: its Standard Webhooks payload as the body."""
-    body = orjson.dumps(event.payload()).decode()
-    return NewDelivery(event.event_id, event.type, event.email_id, body)
 
 
 @dataclass(frozen=True)
@@ -74,7 +68,7 @@ async def _enqueue_all(
     now = int(time.time() * 1000)
     async with client.pipeline(transaction=True) as pipe:
         for new in news:
-            enqueue(pipe, keys, endpoint_id, new, now)
+            enqueue(pipe, keys, endpoint_id, new, now, again=True)
         await pipe.execute()
 
 

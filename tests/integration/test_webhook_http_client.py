@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from email.utils import formatdate
 
 import pytest
 
 from postbox.webhooks.attempts import Attempt, Verdict
 from postbox.webhooks.http_client import EndpointClient, parse_retry_after
-from tests.webhook_receiver import Receiver, Route, running_receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
+from tests.webhook_receiver import Receiver, Route
 
 
 def unsigned(receiver: Receiver, name: str, **how: object) -> Route:
