@@ -18,20 +18,17 @@ lease ran out and was taken over may still have delivered (a duplicate, with the
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
-from postbox.queue.events import Event
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.attempts import Attempt, Verdict
 
@@ -64,32 +61,40 @@ if soonest[2] then out[1] = soonest[2] end
 return out
 """
 
-# KEYS[1]: outcome counters. ARGV[1]: now ms; ARGV[2]: log entries kept; ARGV[3]: n, then n
-# (status class, count) pairs; then per attempt 12 values: due, failed and log keys, delivery
-# key, delivery id, token, verdict (d, r or f), attempts, status, error, next ms, log line.
+# KEYS[1]: outcome counters. ARGV[1]: now ms; [2]: log entries kept; [3]: delivery key
+# prefix; [4]: n, then n (status class, count) pairs; then per endpoint its due, failed and
+# log keys, the count m of its attempts, m times 7 values (delivery id, token, verdict: d, r
+# or f, attempts, status, error, next ms), and the m log lines, oldest first.
 _SETTLE = """
-local n = tonumber(ARGV[3])
-for i = 4, 3 + 2 * n, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-for i = 4 + 2 * n, #ARGV, 12 do
-  local due, failed, log, key, id, token, verdict, attempts, status, err, next_ms, line =
-    unpack(ARGV, i, i + 11)
-  redis.call('LPUSH', log, line)
-  redis.call('LTRIM', log, 0, tonumber(ARGV[2]) - 1)
-  if redis.call('HGET', key, 'lease') == token then
-    if verdict == 'd' then
-      redis.call('ZREM', due, id)
-      redis.call('DEL', key)
-    else
-      redis.call('HSET', key, 'attempts', attempts, 'last_status', status, 'last_error', err,
-        'next_at', next_ms, 'lease', '')
-      if verdict == 'r' then
-        redis.call('ZADD', due, 'XX', next_ms, id)
-      else
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 2 * n, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local i = 5 + 2 * n
+while i <= #ARGV do
+  local due, failed, log, m = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  i = i + 4
+  for a = i, i + 7 * (m - 1), 7 do
+    local id, token, verdict, attempts, status, err, next_ms = unpack(ARGV, a, a + 6)
+    local key = ARGV[3] .. id
+    if redis.call('HGET', key, 'lease') == token then
+      if verdict == 'd' then
         redis.call('ZREM', due, id)
-        redis.call('ZADD', failed, ARGV[1], id)
+        redis.call('DEL', key)
+      else
+        redis.call('HSET', key, 'attempts', attempts, 'last_status', status,
+          'last_error', err, 'next_at', next_ms, 'lease', '')
+        if verdict == 'r' then
+          redis.call('ZADD', due, 'XX', next_ms, id)
+        else
+          redis.call('ZREM', due, id)
+          redis.call('ZADD', failed, ARGV[1], id)
+        end
       end
     end
   end
+  i = i + 7 * m
+  redis.call('LPUSH', log, unpack(ARGV, i, i + m - 1))
+  redis.call('LTRIM', log, 0, tonumber(ARGV[2]) - 1)
+  i = i + m
 end
 return 1
 """
@@ -151,15 +156,13 @@ def delivery_id(endpoint_id: str, event_id: str) -> str:
 
 
 def iso_ms(ms: float) -> str:
-    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds and `Z`."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_delivery(event: Event) -> NewDelivery:
-    """The delivery of a stream event: its Standard Webhooks payload as the body."""
-    return NewDelivery(
-        event.event_id, event.type, event.email_id, orjson.dumps(event.payload()).decode()
+    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds and `Z` (what
+    `datetime.isoformat` gives, a quarter faster: it runs for every event)."""
+    whole = int(ms)
+    t = time.gmtime(whole // 1000)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        *(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec),
+        whole % 1000,
     )
 
 
@@ -207,7 +210,7 @@ class DeliveryQueue:
         self._client = client
         self._keys = PostboxKeys(queue_name)
         self._schedule = tuple(schedule)
-        self._lease_ms = int(lease_seconds * 1000)
+        self.lease_ms = int(lease_seconds * 1000)
         self._claim = client.register_script(_CLAIM)
         self._settle = client.register_script(_SETTLE)
 
@@ -216,7 +219,7 @@ class DeliveryQueue:
         `token` (they come due again when the lease ends unless settled)."""
         now = int(time.time() * 1000)
         prefix = self._keys.webhook_delivery("")
-        args: list[str | int] = [now, now + self._lease_ms, limit, token, prefix]
+        args: list[str | int] = [now, now + self.lease_ms, limit, token, prefix]
         soonest, *flat = await self._claim(keys=[self._keys.webhook_due(endpoint_id)], args=args)
         claimed = [
             Claimed(did, endpoint_id, event, kind, email, body, int(attempts or 0), token)
@@ -232,58 +235,54 @@ class DeliveryQueue:
             return {}
         now = int(time.time() * 1000)
         classes = Counter(attempt.status_class for _, attempt in done)
-        args: list[Any] = [now, LOG_LENGTH, len(classes)]
+        args: list[Any] = [now, LOG_LENGTH, self._keys.webhook_delivery(""), len(classes)]
         for name, count in classes.items():
             args += [name, count]
+        by_endpoint: dict[str, list[tuple[Claimed, Attempt]]] = {}
+        for item in done:
+            by_endpoint.setdefault(item[0].endpoint_id, []).append(item)
         retries: dict[str, int] = {}
-        for claimed, attempt in done:
-            next_ms = self._next_attempt_ms(claimed, attempt, now)
-            if next_ms is not None:
-                ep = claimed.endpoint_id
-                retries[ep] = min(retries.get(ep, next_ms), next_ms)
-            args += self._settle_args(claimed, attempt, now, next_ms)
+        for endpoint_id, items in by_endpoint.items():
+            args += self._endpoint_args(endpoint_id, items, now, retries)
         await self._settle(keys=[self._keys.webhook_outcomes()], args=args)
         return retries
+
+    def _endpoint_args(
+        self,
+        endpoint_id: str,
+        items: list[tuple[Claimed, Attempt]],
+        now: int,
+        retries: dict[str, int],
+    ) -> list[Any]:
+        keys = self._keys
+        args: list[Any] = [
+            keys.webhook_due(endpoint_id),
+            keys.webhook_failed(endpoint_id),
+            keys.webhook_log(endpoint_id),
+            len(items),
+        ]
+        lines = []
+        at = iso_ms(now)
+        for claimed, attempt in items:
+            next_ms = self._next_attempt_ms(claimed, attempt, now)
+            if next_ms is not None:
+                retries[endpoint_id] = min(retries.get(endpoint_id, next_ms), next_ms)
+            verdict = _verdict(attempt, next_ms)
+            args += [
+                claimed.id,
+                claimed.token,
+                verdict,
+                claimed.attempts + 1,
+                "" if attempt.status is None else attempt.status,
+                attempt.error,
+                "" if next_ms is None else next_ms,
+            ]
+            lines.append(_log_line(claimed, attempt, verdict, next_ms, at))
+        return args + lines
 
     def _next_attempt_ms(self, claimed: Claimed, attempt: Attempt, now: int) -> int | None:
         delay = self.retry_delay(claimed.attempts + 1, attempt)
         return None if delay is None else now + int(delay * 1000)
-
-    def _settle_args(
-        self, claimed: Claimed, attempt: Attempt, now: int, next_ms: int | None
-    ) -> list[Any]:
-        attempts = claimed.attempts + 1
-        verdict = "d" if attempt.verdict is Verdict.DELIVERED else "f" if next_ms is None else "r"
-        outcome = {"d": "delivered", "r": "retrying", "f": "failed"}[verdict]
-        if attempt.verdict is Verdict.GONE:
-            outcome = "endpoint_disabled"
-        line = {
-            "delivery_id": claimed.id,
-            "event_id": claimed.event_id,
-            "type": claimed.type,
-            "attempt": attempts,
-            "status": attempt.status,
-            "outcome": outcome,
-            "latency_ms": round(attempt.seconds * 1000, 1),
-            "error": attempt.error or None,
-            "next_retry_at": None if next_ms is None else iso_ms(next_ms),
-            "at": iso_ms(now),
-        }
-        keys = self._keys
-        return [
-            keys.webhook_due(claimed.endpoint_id),
-            keys.webhook_failed(claimed.endpoint_id),
-            keys.webhook_log(claimed.endpoint_id),
-            keys.webhook_delivery(claimed.id),
-            claimed.id,
-            claimed.token,
-            verdict,
-            attempts,
-            "" if attempt.status is None else attempt.status,
-            attempt.error,
-            "" if next_ms is None else next_ms,
-            json.dumps(line, separators=(",", ":")),
-        ]
 
     def retry_delay(self, attempts: int, attempt: Attempt) -> float | None:
         """Seconds until the next attempt after `attempts` made, or None when there is to
@@ -315,6 +314,36 @@ async def retry_delivery(client: redis.Redis, queue_name: str, endpoint_id: str,
         args=[did, now],
     )
     return bool(found)
+
+
+def _verdict(attempt: Attempt, next_ms: int | None) -> str:
+    if attempt.verdict is Verdict.DELIVERED:
+        return "d"
+    return "f" if next_ms is None else "r"
+
+
+_OUTCOMES = {"d": "delivered", "r": "retrying", "f": "failed"}
+
+
+def _log_line(
+    claimed: Claimed, attempt: Attempt, verdict: str, next_ms: int | None, at: str
+) -> bytes:
+    """One attempt as the log keeps it (and the API shows it)."""
+    outcome = "endpoint_disabled" if attempt.verdict is Verdict.GONE else _OUTCOMES[verdict]
+    return orjson.dumps(
+        {
+            "delivery_id": claimed.id,
+            "event_id": claimed.event_id,
+            "type": claimed.type,
+            "attempt": claimed.attempts + 1,
+            "status": attempt.status,
+            "outcome": outcome,
+            "latency_ms": round(attempt.seconds * 1000, 1),
+            "error": attempt.error or None,
+            "next_retry_at": None if next_ms is None else iso_ms(next_ms),
+            "at": at,
+        }
+    )
 
 
 def _chunks(flat: Sequence[str], size: int) -> list[tuple[str, ...]]:

@@ -3,11 +3,10 @@ that want it, and runs one sender per endpoint.
 
 It reads through the consumer group `webhooks` (one consumer per process: instance id and
 pid), so any number of dispatchers share the stream, each entry going to one of them. The
-fan-out writes an entry's deliveries (postbox/webhooks/deliveries.py) and acknowledges it in
-one MULTI: a dispatcher that dies before it leaves the entry pending, and after it every
-delivery exists; nothing is lost between the two (at least once). The MULTI WATCHes the
-endpoints' version counter, so an endpoint made or changed meanwhile makes the fan-out start
-again with the endpoints as they are. Every few seconds a dispatcher also takes over the
+fan-out (postbox/webhooks/fan_out.py) writes a batch's deliveries and acknowledges its
+entries in one script call, so nothing is lost between the two (at least once), and only if
+the endpoints' version is still the one it read them at: an endpoint made or changed
+meanwhile makes it reload and start again. Every few seconds a dispatcher also takes over the
 entries another one read and did not acknowledge for 30 s (XAUTOCLAIM: it died), trims
 what every group has acknowledged, and measures the backlog.
 """
@@ -22,16 +21,17 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as redis
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import ResponseError
 
 from postbox.config import Settings
 from postbox.errors import EncryptionKeyMissing, SecretUnreadable
 from postbox.queue.connection import UNAVAILABLE_ERRORS
-from postbox.queue.events import Event, parse_entry, register_consumer, trim_acknowledged
+from postbox.queue.events import register_consumer, trim_acknowledged
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.attempts import Attempt
-from postbox.webhooks.deliveries import DeliveryQueue, enqueue, new_delivery
+from postbox.webhooks.deliveries import DeliveryQueue
 from postbox.webhooks.endpoints import CONSUMER_GROUP, Endpoint, EndpointStore
+from postbox.webhooks.fan_out import FanOut, Lease
 from postbox.webhooks.http_client import EndpointClient
 from postbox.webhooks.metrics import DispatcherMetrics
 from postbox.webhooks.secret_box import SecretBox
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 READ_COUNT = 1000
 READ_BLOCK_MS = 1000
+ROOM_WAIT_SECONDS = 0.1
 # An entry read and not acknowledged this long belongs to a dead dispatcher (a live one
 # acknowledges within one fan-out, milliseconds).
 CLAIM_IDLE_MS = 30_000
@@ -73,6 +74,9 @@ class Dispatcher:
         lease = self._delivery.timeout_seconds * MAX_CHAIN + LEASE_SLACK_SECONDS
         self._queue = DeliveryQueue(client, self._queue_name, self._delivery.retry_schedule, lease)
         self._outcomes = OutcomeWriter(self._queue, self._retries_due)
+        self._fan_out_writer = FanOut(client, self._queue_name)
+        self._fan_outs = 0
+        self._room_freed = asyncio.Event()
         self._senders: dict[str, EndpointSender] = {}
         self._endpoints: list[Endpoint] = []
         self._version = -1
@@ -117,25 +121,44 @@ class Dispatcher:
     # ------------------------------------------------------------ reading the stream
 
     async def _read_loop(self, stop: asyncio.Event) -> None:
+        own_pending = False
         while not stop.is_set():
             try:
-                entries = await self._read()
+                entries = await self._read(own_pending, await self._room_to_read(stop))
+                own_pending = own_pending and bool(entries)
                 if entries:
                     await self._fan_out(entries)
             except UNAVAILABLE_ERRORS as exc:
                 logger.warning("Webhook dispatcher cannot reach Redis: %s", exc)
+                own_pending = True  # read but maybe not fanned out: take them again first
                 await asyncio.sleep(1)
 
-    async def _read(self) -> list[tuple[str, dict[str, str]]]:
-        """The next entries for this consumer; none (after a pause) while there is no group:
-        then no endpoint exists, or the first one is being made."""
+    async def _room_to_read(self, stop: asyncio.Event) -> int:
+        """How many entries to read next: as many as the roomiest sender can take straight
+        from the fan-out (so a backlog drains without claims), once it can take a few.
+        While every sender is full the entries wait in the stream, where they cost least.
+        (A sender that is slow fills up alone: the others' room keeps the reading going.)"""
+        low = self._delivery.concurrency  # a round of requests: reads stay batched
+        while self._senders and not stop.is_set():
+            room = max(sender.room() for sender in self._senders.values())
+            if room >= low:
+                return min(room, READ_COUNT)
+            self._room_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room_freed.wait(), ROOM_WAIT_SECONDS)
+        return READ_COUNT
+
+    async def _read(self, own_pending: bool, count: int) -> list[tuple[str, dict[str, str]]]:
+        """The next entries for this consumer (first those it read and did not acknowledge,
+        after an error); none (after a pause) while there is no group: then no endpoint
+        exists, or the first one is being made."""
         try:
             found = await self._client.xreadgroup(
                 CONSUMER_GROUP,
                 self._consumer,
-                {self._keys.events(): ">"},
-                count=READ_COUNT,
-                block=READ_BLOCK_MS,
+                {self._keys.events(): "0" if own_pending else ">"},
+                count=count,
+                block=None if own_pending else READ_BLOCK_MS,
             )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -152,42 +175,34 @@ class Dispatcher:
             await asyncio.sleep(READ_BLOCK_MS / 1000)
 
     async def _fan_out(self, entries: Sequence[tuple[str, dict[str, str]]]) -> None:
-        """Write the deliveries of `entries` and acknowledge them, in one MULTI made with
-        the endpoints as they are when it runs."""
-        events = _parse(entries)
-        ids = [entry_id for entry_id, _ in entries]
+        """Write the deliveries of `entries` and acknowledge them, in one script call made
+        with the endpoints as they are when it runs."""
         async with self._fan_out_lock:
             while True:
-                try:
-                    woken = await self._write_deliveries(events, ids)
+                now = int(time.time() * 1000)
+                result = await self._fan_out_writer.write(
+                    entries, self._endpoints, self._version, now, self._lease(now)
+                )
+                if result is not None:
                     break
-                except WatchError:
-                    continue
-        for endpoint_id in woken:
+                await self._reload(await self._store.version())
+        for endpoint_id, handed in result.handed.items():
+            sender = self._senders.get(endpoint_id)
+            if sender is not None:  # else they come due when their lease ends
+                sender.take(handed)
+        for endpoint_id in result.due:
             sender = self._senders.get(endpoint_id)
             if sender is not None:
                 sender.wake()
 
-    async def _write_deliveries(self, events: list[Event], ids: list[str]) -> set[str]:
-        version_key = self._keys.webhooks_version()
-        now = int(time.time() * 1000)
-        targets: set[str] = set()
-        async with self._client.pipeline(transaction=True) as pipe:
-            await pipe.watch(version_key)
-            version = int(await pipe.get(version_key) or 0)
-            if version != self._version:
-                await self._reload(version)
-            pipe.multi()  # type: ignore[no-untyped-call]
-            for event in events:
-                wanting = [e.id for e in self._endpoints if e.wants(event.type, event.domain)]
-                if wanting:
-                    new = new_delivery(event)
-                    for endpoint_id in wanting:
-                        enqueue(pipe, self._keys, endpoint_id, new, now)
-                    targets.update(wanting)
-            pipe.xack(self._keys.events(), CONSUMER_GROUP, *ids)
-            await pipe.execute()
-        return targets
+    def _lease(self, now_ms: int) -> Lease:
+        """What this fan-out may lease to the local senders: what each has room for."""
+        self._fan_outs += 1
+        return Lease(
+            {endpoint_id: sender.room() for endpoint_id, sender in self._senders.items()},
+            f"{self._consumer}/fan-out/{self._fan_outs}",
+            now_ms + self._queue.lease_ms,
+        )
 
     # ------------------------------------------------------------ endpoints and senders
 
@@ -228,6 +243,7 @@ class Dispatcher:
             consumer=self._consumer,
             metrics=self._metrics,
             on_gone=self._gone,
+            on_room=self._room_freed.set,
         )
         self._senders[endpoint.id] = sender
         sender.start()
@@ -325,15 +341,3 @@ class Dispatcher:
             signer = await self._signer(endpoint_id)
             if signer is not None:
                 sender.signer = signer
-
-
-def _parse(entries: Sequence[tuple[str, dict[str, str]]]) -> list[Event]:
-    """The entries' events; one that cannot be read is logged and skipped (acknowledged
-    with the rest, so it cannot block the stream)."""
-    events = []
-    for entry_id, fields in entries:
-        try:
-            events.append(parse_entry(entry_id, fields))
-        except (KeyError, ValueError, TypeError):
-            logger.error("Skipped event %s: not a readable event entry", entry_id)
-    return events

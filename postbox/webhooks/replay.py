@@ -16,10 +16,10 @@ from typing import cast
 import orjson
 import redis.asyncio as redis
 
-from postbox.queue.events import parse_entry
 from postbox.queue.keys import PostboxKeys
-from postbox.webhooks.deliveries import NewDelivery, delivery_id, enqueue, iso_ms, new_delivery
+from postbox.webhooks.deliveries import NewDelivery, delivery_id, enqueue, iso_ms
 from postbox.webhooks.endpoints import Endpoint
+from postbox.webhooks.fan_out import event_body
 
 TEST_EVENT = "webhook.test"
 # A replay is one API call: it reads at most this many events (then says where it stopped).
@@ -51,13 +51,17 @@ async def replay(
         if not entries:
             return ReplayResult(replayed, read, None)
         read += len(entries)
-        events = [parse_entry(entry_id, fields) for entry_id, fields in entries]
-        wanted = [e for e in events if endpoint.wants(e.type, e.domain)]
-        await _enqueue_all(client, keys, endpoint.id, [new_delivery(e) for e in wanted])
+        wanted = [_delivery(i, f) for i, f in entries if endpoint.wants(f["type"], f["domain"])]
+        await _enqueue_all(client, keys, endpoint.id, wanted)
         replayed += len(wanted)
         start = "(" + entries[-1][0]
     last_ms = int(start[1:].partition("-")[0])
     return ReplayResult(replayed, read, last_ms if last_ms < until_ms else None)
+
+
+def _delivery(entry_id: str, fields: dict[str, str]) -> NewDelivery:
+    body = event_body(entry_id, fields["type"], fields["data"])
+    return NewDelivery(f"evt_{entry_id}", fields["type"], fields["email"], body)
 
 
 async def _enqueue_all(

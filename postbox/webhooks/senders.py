@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 2.0
 REDIS_PAUSE_SECONDS = 1.0
 SETTLE_BATCH = 500
+SETTLE_GATHER_SECONDS = 0.01
 # Deliveries of one email sent one after another, at most; the lease (dispatcher.py) covers
 # this many timeouts.
 MAX_CHAIN = 2
@@ -53,9 +54,14 @@ class OutcomeWriter:
         self._ready.set()
 
     async def run(self) -> None:
-        """Write outcomes as they come, until cancelled."""
+        """Write outcomes as they come, until cancelled, gathering a few milliseconds'
+        worth per write: Redis answers so fast that writing each at once made one script
+        call per attempt. (An outcome written late only delays its retry a little; the
+        attempt itself was made.)"""
         while True:
             await self._ready.wait()
+            if len(self._pending) < SETTLE_BATCH:
+                await asyncio.sleep(SETTLE_GATHER_SECONDS)
             await self.flush()
 
     async def flush(self, give_up_after: float | None = None) -> None:
@@ -95,6 +101,7 @@ class EndpointSender:
         consumer: str,
         metrics: DispatcherMetrics,
         on_gone: Callable[[Endpoint, Attempt], None],
+        on_room: Callable[[], None],
     ) -> None:
         self.endpoint = endpoint
         self.signer = signer
@@ -105,9 +112,11 @@ class EndpointSender:
         self._tokens = (f"{consumer}/{n}" for n in itertools.count())
         self._metrics = metrics
         self._on_gone = on_gone
+        self._on_room = on_room
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._chains: set[asyncio.Task[None]] = set()
+        self._handed: list[Claimed] = []
         self._in_flight = 0
         self._retry_at_ms: float | None = None
         self._stopping = False
@@ -119,6 +128,19 @@ class EndpointSender:
 
     def wake(self) -> None:
         """New deliveries are due: claim them now rather than at the next poll."""
+        self._wake.set()
+
+    def room(self) -> int:
+        """How many deliveries the fan-out may hand this sender directly (leased to it as
+        it writes them, saving their claim): a round of slots beyond those in use, so that
+        none waits long enough here for its lease to run out."""
+        if self._stopping:
+            return 0
+        return max(0, 2 * self._concurrency - self._in_flight - len(self._handed))
+
+    def take(self, handed: list[Claimed]) -> None:
+        """Send these deliveries, already leased to this process, before claiming more."""
+        self._handed.extend(handed)
         self._wake.set()
 
     def retry_at(self, due_ms: float) -> None:
@@ -147,10 +169,16 @@ class EndpointSender:
         low_water = max(1, self._concurrency // 2)
         while not self._stopping:
             free = self._concurrency - self._in_flight
-            if free < low_water:
+            if self._handed and free > 0:
+                batch, self._handed = self._handed[:free], self._handed[free:]
+                for chain in _chains(batch):
+                    self._spawn(chain)
+                continue
+            if free < low_water or self._handed:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            self._wake.clear()  # before the claim: a wake-up during it is not lost
             try:
                 claim = await self._queue.claim(self.endpoint.id, free, next(self._tokens))
             except UNAVAILABLE_ERRORS as exc:
@@ -170,7 +198,6 @@ class EndpointSender:
             self._retry_at_ms = None
         waits = [IDLE_POLL_SECONDS * 1000]
         waits += [ms - now_ms for ms in (next_due_ms, self._retry_at_ms) if ms is not None]
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, min(waits)) / 1000)
 
@@ -184,6 +211,7 @@ class EndpointSender:
         self._chains.discard(task)
         self._in_flight -= 1
         self._slot_freed.set()
+        self._on_room()
         if not task.cancelled() and task.exception() is not None:
             logger.error("Webhook sender of %s failed", self.endpoint.id, exc_info=task.exception())
 

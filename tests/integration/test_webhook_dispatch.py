@@ -146,16 +146,18 @@ def test_a_slow_endpoint_does_not_delay_a_fast_one(
     slow_route = receiver.route("slow", [slow_secret], delay=2.0)
     fast_route = receiver.route("fast", [fast_secret])
     dispatcher_factory(WEBHOOK_TIMEOUT_SECONDS="10").wait_ready(2)
+    add_event(redis_client, email="em_warm_up")  # the first request's start-up is not timed
+    wait_until(lambda: fast_route.received)
 
     added = {}
     for index in range(40):  # more than the slow endpoint's 16 slots
         added[f"evt_{add_event(redis_client, email=f'em_{index}')}"] = time.time()
         time.sleep(0.01)
-    wait_until(lambda: len(fast_route.received) == 40, timeout=10)
-    lags = [r.at - added[r.webhook_id] for r in fast_route.received]
-    assert max(lags) < 0.5, sorted(lags)[-5:]
+    wait_until(lambda: len(fast_route.received) == 41, timeout=10)
+    lags = [r.at - added[r.webhook_id] for r in fast_route.received[1:]]
+    assert max(lags) < 0.5, [round(lag, 2) for lag in lags]
     assert len(slow_route.received) <= 16  # still in its first round of 2 s answers
-    wait_until(lambda: len(slow_route.received) == 40, timeout=20)
+    wait_until(lambda: len(slow_route.received) == 41, timeout=20)
     assert all(r.verified for r in slow_route.received + fast_route.received)
     assert slow.id != fast.id
 
