@@ -31,9 +31,9 @@ from postbox.api.app import create_app
 from postbox.config import Settings, load_settings
 from postbox.dev.ports import free_port
 from postbox.dev.redis_server import RedisServer
-from tests.support import API_KEY
+from tests.support import API_KEY, TEST_ENCRYPTION_KEY
 from tests.webhook_receiver import Receiver, running_receiver
-from tests.webhook_support import ENCRYPTION_KEY, DispatcherProcess
+from tests.webhook_support import DispatcherProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -250,6 +250,8 @@ def service_env(redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
         "SMTP_PORT": str(smtp_server.port),
         "SMTP_SECURITY": "none",
         "API_KEYS": API_KEY,
+        # Webhook secrets are kept encrypted under it (a configured deployment has one).
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "INSTANCE_ID": "test",
         "EMAIL_BACKOFF_MS": "200",
         "LOG_LEVEL": "info",
@@ -371,7 +373,7 @@ def dispatcher_env(redis_url: str) -> dict[str, str]:
     key, loopback receivers allowed, and a short retry schedule."""
     return {
         "REDIS_URL": redis_url,
-        "ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         "WEBHOOK_RETRY_SCHEDULE": "0.2,0.2,0.2",
         "WEBHOOK_TIMEOUT_SECONDS": "2",

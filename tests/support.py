@@ -12,6 +12,7 @@ from postbox.queue.keys import PostboxKeys
 from postbox.queue.records import SentRecord, parse_record
 
 API_KEY = "test-key-0123456789abcdef"
+TEST_ENCRYPTION_KEY = "7a" * 32
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:

@@ -19,10 +19,9 @@ from postbox.queue.events import register_consumer
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.endpoints import CONSUMER_GROUP, Endpoint, EndpointStore
 from postbox.webhooks.secret_box import SecretBox
-from tests.support import wait_until
+from tests.support import TEST_ENCRYPTION_KEY, wait_until
 
 T = TypeVar("T")
-ENCRYPTION_KEY = "5c" * 32
 KEYS = PostboxKeys("email")
 
 
@@ -32,7 +31,7 @@ def with_store(redis_url: str, action: Callable[[EndpointStore], Awaitable[T]]) 
     async def main() -> T:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            return await action(EndpointStore(client, "email", SecretBox(ENCRYPTION_KEY)))
+            return await action(EndpointStore(client, "email", SecretBox(TEST_ENCRYPTION_KEY)))
         finally:
             await client.aclose()
 

@@ -2,7 +2,8 @@
 
 Server-rendered (Jinja) with one small static script that polls `/dashboard/api/overview`
 every 2 seconds and redraws: counts per state, throughput per minute, capacity advice, the
-cluster's processes, and the dead letters with retry and delete buttons. No build step, no
+cluster's processes, the dead letters with retry and delete buttons, and the webhook
+endpoints. No build step, no
 third-party assets; the Content-Security-Policy allows only this origin's script and styles.
 Sign-in and CSRF: postbox/api/dashboard_auth.py.
 """
@@ -14,12 +15,13 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from postbox.api import dead_letters
+from postbox.api import dead_letters, webhooks
 from postbox.api.dashboard_auth import (
     csrf_token,
     matching_key,
     require_csrf,
     require_session,
+    session_key,
     sign_in,
     sign_out,
     signed_in,
@@ -90,7 +92,15 @@ def overview() -> dict[str, Any]:
     """Everything the page shows, in one call."""
     require_session()
     page = state().gateway.list_dead_letters(DEAD_LETTERS_SHOWN, None, 0, None)
-    return {"stats": build_stats(), "dead_letters": page.to_json()}
+    return {"stats": build_stats(), "dead_letters": page.to_json(), "webhooks": _webhooks()}
+
+
+def _webhooks() -> list[dict[str, Any]]:
+    """The endpoints the signed-in key may see. Each entry is the endpoint as the API shows
+    it; `delivery` is where its last delivery status and failure counts go (None: none)."""
+    key = session_key()
+    found = webhooks.endpoints_for(key) if key is not None else []
+    return [{**endpoint.as_json(), "delivery": None} for endpoint in found]
 
 
 @bp.post("/api/dead-letters/<email_id>/retry")

@@ -78,10 +78,15 @@ def sign_out() -> None:
 
 def signed_in() -> bool:
     """True when the session names a key that is still configured."""
+    return session_key() is not None
+
+
+def session_key() -> ApiKey | None:
+    """The configured key the session was started with, or None."""
     digest = session.get("key")
     if not isinstance(digest, str):
-        return False
-    return find_key(state().settings.api.api_keys, digest) is not None
+        return None
+    return find_key(state().settings.api.api_keys, digest)
 
 
 def require_session() -> None:

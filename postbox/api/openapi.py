@@ -17,8 +17,10 @@ from flask import Blueprint
 from marshmallow import fields
 
 from postbox import __version__
-from postbox.api import responses
+from postbox.api import openapi_webhooks, responses
 from postbox.api.dead_letters import ListQuerySchema, RetryFilterSchema
+from postbox.api.openapi_parts import answers as _answers
+from postbox.api.openapi_parts import json_content as _json
 from postbox.api.schemas import (
     MAX_HEADERS,
     Base64Field,
@@ -47,19 +49,6 @@ _BODY_REQUIRED = [
     {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
     {"required": ["html"], "properties": {"html": {"type": "string", "minLength": 1}}},
 ]
-_ERRORS = {
-    "400": "The body or a header cannot be read (bad JSON, repeated key, bad header).",
-    "401": "No valid API key.",
-    "403": "The key may not send from this address.",
-    "404": "No such email or dead letter.",
-    "409": "The idempotency key was used with another payload.",
-    "413": "The body is larger than MAX_REQUEST_BYTES.",
-    "415": "The body is not JSON.",
-    "422": "A field or query parameter is invalid.",
-    "429": "The key is over its rate limit; see Retry-After.",
-    "503": "Redis is unreachable (`queue_unavailable`), out of memory (`queue_full`), or the "
-    "process is saturated (`overloaded`); retry after Retry-After.",
-}
 _SEND_ERRORS = ("400", "401", "403", "409", "413", "415", "422", "429", "503")
 _READ_ERRORS = ("400", "401", "429", "503")
 _EMAIL_ID = {
@@ -104,8 +93,11 @@ def openapi_document() -> dict[str, Any]:
     spec.components.schema("Error", _ERROR)
     for name in _RESPONSE_SCHEMAS:
         spec.components.schema(name, schema=getattr(responses, f"{name}Schema"))
+    openapi_webhooks.add_components(spec)
     _add_paths(spec)
+    openapi_webhooks.add_paths(spec)
     document: dict[str, Any] = spec.to_dict()
+    openapi_webhooks.finish(document)
     for name in ("Email", "BatchItem"):
         document["components"]["schemas"][name]["anyOf"] = _BODY_REQUIRED
     document["security"] = [{"bearer": []}]
@@ -191,23 +183,6 @@ def _add_paths(spec: APISpec) -> None:
     spec.path("/v1/dead-letters/{email_id}", operations={"delete": _discard()})
     spec.path("/healthz", operations={"get": _probe("The process is up.", ready=False)})
     spec.path("/readyz", operations={"get": _probe("Redis answers.", ready=True)})
-
-
-def _json(schema: dict[str, Any] | str) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else schema
-    return {"application/json": {"schema": ref}}
-
-
-def _answers(
-    status: str, description: str, schema: dict[str, Any] | str | None, errors: tuple[str, ...]
-) -> dict[str, Any]:
-    """The responses of one operation: its success, then each error it can answer."""
-    answers: dict[str, Any] = {status: {"description": description}}
-    if schema:
-        answers[status]["content"] = _json(schema)
-    for code in errors:
-        answers[code] = {"description": _ERRORS[code], "content": _json("Error")}
-    return answers
 
 
 def _accepted(schema: dict[str, Any] | str) -> dict[str, Any]:

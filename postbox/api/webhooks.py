@@ -104,9 +104,7 @@ def create_webhook() -> tuple[dict[str, Any], int]:
 @bp.get("/webhooks")
 def list_webhooks() -> dict[str, Any]:
     """The endpoints this key may see, oldest first."""
-    key = current_key()
-    found = _endpoints(lambda store: store.all())
-    return {"data": [e.as_json() for e in found if _visible(e, key)]}
+    return {"data": [endpoint.as_json() for endpoint in endpoints_for(current_key())]}
 
 
 @bp.get("/webhooks/<endpoint_id>")
@@ -175,6 +173,11 @@ def _checked_url(url: str) -> str:
     if problem:
         raise ValidationFailed("The webhook URL cannot be used.", {"url": [problem]})
     return url
+
+
+def endpoints_for(key: ApiKey) -> list[Endpoint]:
+    """The endpoints `key` may see, oldest first (the API's list and the dashboard's)."""
+    return [e for e in _endpoints(lambda store: store.all()) if _visible(e, key)]
 
 
 def _visible(endpoint: Endpoint, key: ApiKey) -> bool:

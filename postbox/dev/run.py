@@ -1,7 +1,8 @@
 """`postbox dev`: a whole Postbox on loopback for trying it out.
 
 It starts a private redis-server and the SMTP inbox, then `postbox serve` (API and one
-worker) as a child with a freshly generated API key, prints how to use it, and on Ctrl-C
+worker) as a child with a freshly generated API key (and ENCRYPTION_KEY, unless one is set,
+with webhook receivers on private networks allowed), prints how to use it, and on Ctrl-C
 stops everything it started and removes its temporary data.
 """
 
@@ -48,6 +49,10 @@ def _serve_env(
         "INSTANCE_ID": "dev",
         "POSTBOX_DEV_INBOX_DIR": str(maildir),
         "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
+        # Webhook secrets need a key; this run's data is thrown away with it, so any will do.
+        "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY") or secrets.token_hex(32),
+        # A receiver on this machine (http://127.0.0.1:...) is the usual development target.
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
     }
 
 
@@ -60,6 +65,7 @@ Postbox is running (development mode, loopback only).
   Stats      {base}/v1/queue/stats
   Dashboard  {base}/dashboard   (sign in with the API key)
   API docs   {base}/docs
+  Webhooks   {base}/v1/webhooks   (receivers on this machine and http:// allowed)
   Redis      {redis_url}   (private; its data goes when you stop)
   API key    {key}
 

@@ -11,6 +11,7 @@ every connection, since a name may resolve elsewhere later (DNS rebinding).
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
@@ -19,6 +20,10 @@ import idna
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048
+RESOLVE_SECONDS = 5.0
+# Threads start on first use (so after gunicorn forks); a lookup past its time keeps its
+# thread until the resolver gives up, and a few such lookups cannot take more than these.
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 _CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _METADATA = frozenset(
@@ -127,8 +132,14 @@ def _ip_literal(host: str) -> IPAddress | None:
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:
+    """The host's addresses; `OSError` if it does not resolve within `RESOLVE_SECONDS`
+    (getaddrinfo has no timeout of its own, and a request is waiting)."""
     ascii_host = idna.encode(host, uts46=True).decode("ascii")
-    infos = socket.getaddrinfo(ascii_host, port, type=socket.SOCK_STREAM)
+    lookup = _resolver.submit(socket.getaddrinfo, ascii_host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = lookup.result(RESOLVE_SECONDS)
+    except concurrent.futures.TimeoutError:
+        raise OSError("resolution timed out") from None
     return [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
 
 

@@ -51,6 +51,7 @@ def server(service_env: dict[str, str], tmp_path: Path) -> Iterator[Process]:
         "WEB_CONCURRENCY": "2",
         "EMAIL_WORKER_PROCESSES": "1",
         "INSTANCE_HEARTBEAT_SECONDS": "2",
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         "TMPDIR": str(tmp_path),
     }
     process = start("serve", ["serve"], env, tmp_path, port)
@@ -81,6 +82,10 @@ def test_dashboard_shows_the_queue_and_retries_a_dead_letter(
         assert status == 202
     status, dead = post_json(f"{server.base_url}/v1/emails", email_payload(to=BAD))
     assert status == 202
+    # A closed local port: nothing is ever sent anywhere real.
+    hook = {"url": "http://127.0.0.1:9/in", "events": ["email.sent"], "description": "crm"}
+    status, _ = post_json(f"{server.base_url}/v1/webhooks", hook)
+    assert status == 201
     wait_until(lambda: redis_client.zcard("bull:email:failed") == 1)
     wait_until(lambda: sent_count(redis_client) == 3)
 
@@ -94,6 +99,9 @@ def test_dashboard_shows_the_queue_and_retries_a_dead_letter(
     expect(page.locator("#instances")).to_contain_text("healthy")
     row = page.locator(f"#dead-letters tr[data-id='{dead['id']}']")
     expect(row).to_contain_text("550 5.1.1 no such user")
+    expect(page.locator("#webhooks tbody")).to_contain_text("http://127.0.0.1:9/in")
+    expect(page.locator("#webhooks tbody")).to_contain_text("email.sent")
+    expect(page.locator("#webhooks tbody")).to_contain_text("enabled")
     page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
 
     # The relay takes the address now; the retry must bring the email back and deliver it.

@@ -48,7 +48,7 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "ENCRYPTION_KEY": ""},
     )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
@@ -77,6 +77,9 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
         [message] = inbox["messages"]
         assert message["subject"] == "Smoke"
         assert message["message_id"] == sent["message_id"]
+        # An ENCRYPTION_KEY of its own, and local receivers allowed (port 9: nothing listens).
+        hook = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
+        assert _request(f"{base}/v1/webhooks", key, hook)["secret"].startswith("whsec_")
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)

@@ -11,9 +11,9 @@ import pytest
 from postbox.config import key_digest, load_settings
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.secret_box import SecretBox
-from tests.support import API_KEY
+from tests.support import API_KEY, TEST_ENCRYPTION_KEY
 
-KEY = "7a" * 32
+KEY = TEST_ENCRYPTION_KEY
 HOOKS = "/v1/webhooks"
 PUBLIC_URL = "https://93.184.215.14/hooks/postbox"
 OTHER_KEY = "tenant-b-key-0123456789"
@@ -21,7 +21,8 @@ KEYS = PostboxKeys("email")
 
 
 def _api(api_factory: Any, service_env: dict[str, str], **env: str) -> Any:
-    return api_factory(load_settings({**service_env, "ENCRYPTION_KEY": KEY, **env}))
+    defaults = {"ENCRYPTION_KEY": KEY, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false"}
+    return api_factory(load_settings({**service_env, **defaults, **env}))
 
 
 @pytest.fixture
@@ -102,7 +103,10 @@ def test_private_urls_are_accepted_when_the_setting_allows_them(api_factory, ser
         assert _create(api, url=url).status_code == 201
 
 
-def test_without_an_encryption_key_creating_answers_503_and_changes_nothing(api, redis_client):
+def test_without_an_encryption_key_creating_answers_503_and_changes_nothing(
+    api_factory, service_env, redis_client
+):
+    api = _api(api_factory, service_env, ENCRYPTION_KEY="")
     created = _create(api)
     rotated = api.post(f"{HOOKS}/wh_{'a' * 22}/rotate-secret")
 
@@ -233,3 +237,38 @@ def test_secrets_never_reach_the_logs(hooks, caplog):
     for secret in (created["secret"], rotated["secret"]):
         assert secret not in caplog.text
         assert secret.removeprefix("whsec_") not in caplog.text
+
+
+def _dashboard_overview(api: Any, key: str) -> dict[str, Any]:
+    client = api.app.test_client()
+    signed = client.post("/dashboard/login", data={"key": key})
+    assert signed.status_code == 302
+    overview = client.get("/dashboard/api/overview")
+    assert overview.status_code == 200
+    return dict(overview.json)
+
+
+def test_the_dashboard_lists_the_endpoints_the_signed_in_key_may_see(api_factory, service_env):
+    keys = f"sha256:{key_digest(API_KEY)}@example.com,{OTHER_KEY}"
+    api = _api(api_factory, service_env, API_KEYS=keys)
+    own = _create(api, description="mine").json
+    theirs = _create(api, headers={"Authorization": f"Bearer {OTHER_KEY}"}).json
+    _call(
+        api,
+        "patch",
+        f"{HOOKS}/{theirs['id']}",
+        headers={"Authorization": f"Bearer {OTHER_KEY}"},
+        json={"enabled": False},
+    )
+
+    restricted = _dashboard_overview(api, API_KEY)["webhooks"]
+    admin = _dashboard_overview(api, OTHER_KEY)["webhooks"]
+
+    assert [(w["id"], w["description"], w["enabled"]) for w in restricted] == [
+        (own["id"], "mine", True)
+    ]
+    assert [(w["id"], w["enabled"], w["disabled_reason"]) for w in admin] == [
+        (own["id"], True, None),
+        (theirs["id"], False, "disabled through the API"),
+    ]
+    assert all("secret" not in w for w in restricted + admin)

@@ -125,6 +125,36 @@ function drawDeadLetters(page) {
   );
 }
 
+// The delivery columns of one endpoint (last delivery status, failure counts), from the
+// `delivery` the overview gives each endpoint; null until deliveries are recorded.
+function deliveryCells(delivery) {
+  if (!delivery) return ["—", "—"];
+  return [delivery.last_status ?? "—", delivery.failures ?? "—"];
+}
+
+function drawWebhooks(endpoints) {
+  const body = document.querySelector("#webhooks tbody");
+  if (!endpoints.length) {
+    const empty = el("td", "No webhook endpoints.", "muted");
+    empty.colSpan = 6;
+    const tr = document.createElement("tr");
+    tr.append(empty);
+    body.replaceChildren(tr);
+    return;
+  }
+  body.replaceChildren(
+    ...endpoints.map((w) => {
+      const state = w.enabled
+        ? el("span", "enabled", "health healthy")
+        : el("span", `disabled: ${w.disabled_reason ?? ""}`, "health gone");
+      const tr = row([w.url, w.events.join(", "), state, w.description,
+                      ...deliveryCells(w.delivery)]);
+      tr.dataset.id = w.id;
+      return tr;
+    }),
+  );
+}
+
 function showStatus(text, bad) {
   const node = document.getElementById("status");
   node.textContent = text;
@@ -139,12 +169,13 @@ async function refresh() {
       return;
     }
     if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
-    const { stats, dead_letters: deadLetters } = await reply.json();
+    const { stats, dead_letters: deadLetters, webhooks } = await reply.json();
     drawCounts(stats.counts);
     drawThroughput(stats.throughput);
     drawAdvice(stats.advice);
     drawInstances(stats.instances, stats.cluster);
     drawDeadLetters(deadLetters);
+    drawWebhooks(webhooks);
     showStatus(`updated ${new Date().toLocaleTimeString()}`, false);
   } catch (error) {
     showStatus(`not updated: ${error.message}`, true);
