@@ -71,3 +71,31 @@ async def delivery_counts(client: redis.Redis, queue_name: str, endpoint_id: str
         pipe.zcard(keys.webhook_failed(endpoint_id))
         pending, failed = await pipe.execute()
     return {"pending": int(pending), "failed": int(failed)}
+
+
+async def delivery_summaries(
+    client: redis.Redis, queue_name: str, endpoint_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per endpoint, its last attempt's status, outcome and time, and how many of its
+    deliveries are pending and failed (the dashboard's webhook list), in one round trip."""
+    if not endpoint_ids:
+        return {}
+    keys = PostboxKeys(queue_name)
+    async with client.pipeline(transaction=False) as pipe:
+        for endpoint_id in endpoint_ids:
+            pipe.lindex(keys.webhook_log(endpoint_id), 0)
+            pipe.zcard(keys.webhook_due(endpoint_id))
+            pipe.zcard(keys.webhook_failed(endpoint_id))
+        found = await pipe.execute()
+    summaries = {}
+    for index, endpoint_id in enumerate(endpoint_ids):
+        line, pending, failed = found[3 * index : 3 * index + 3]
+        last = json.loads(line) if line else {}
+        summaries[endpoint_id] = {
+            "last_status": last.get("status"),
+            "last_outcome": last.get("outcome"),
+            "last_at": last.get("at"),
+            "pending": int(pending),
+            "failures": int(failed),
+        }
+    return summaries

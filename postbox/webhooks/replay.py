@@ -51,7 +51,7 @@ async def replay(
         if not entries:
             return ReplayResult(replayed, read, None)
         read += len(entries)
-        wanted = [_delivery(i, f) for i, f in entries if endpoint.wants(f["type"], f["domain"])]
+        wanted = [d for d in (_delivery(endpoint, i, f) for i, f in entries) if d is not None]
         await _enqueue_all(client, keys, endpoint.id, wanted)
         replayed += len(wanted)
         start = "(" + entries[-1][0]
@@ -59,9 +59,15 @@ async def replay(
     return ReplayResult(replayed, read, last_ms if last_ms < until_ms else None)
 
 
-def _delivery(entry_id: str, fields: dict[str, str]) -> NewDelivery:
-    body = event_body(entry_id, fields["type"], fields["data"])
-    return NewDelivery(f"evt_{entry_id}", fields["type"], fields["email"], body)
+def _delivery(endpoint: Endpoint, entry_id: str, fields: dict[str, str]) -> NewDelivery | None:
+    """The delivery of one entry if the endpoint wants it (and it is a readable event)."""
+    try:
+        if not endpoint.wants(fields["type"], fields["domain"]):
+            return None
+        body = event_body(entry_id, fields["type"], fields["data"])
+        return NewDelivery(f"evt_{entry_id}", fields["type"], fields["email"], body)
+    except (KeyError, ValueError):
+        return None
 
 
 async def _enqueue_all(
