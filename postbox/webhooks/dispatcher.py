@@ -107,6 +107,7 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 await self._reload_if_changed()
+                await self._measure_backlog()
                 return
             except UNAVAILABLE_ERRORS as exc:
                 logger.warning("Webhook dispatcher waits for Redis: %s", exc)
@@ -306,6 +307,9 @@ class Dispatcher:
         await self._take_over_dead_entries()
         await trim_acknowledged(self._client, self._queue_name)
         await self._forget_dead_consumers()
+        await self._measure_backlog()
+
+    async def _measure_backlog(self) -> None:
         self._metrics.backlog.set((await backlog(self._client, self._queue_name)).waiting)
 
     async def _take_over_dead_entries(self) -> None:

@@ -4,6 +4,10 @@ the stats' `webhooks` block; and another tenant's endpoint answering 404."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +15,7 @@ from typing import Any
 import pytest
 
 from postbox.config import key_digest, load_settings
+from tests.conftest import ROOT
 from tests.support import API_KEY, wait_until
 from tests.webhook_support import add_event
 
@@ -164,3 +169,35 @@ def test_queue_stats_show_the_webhook_block(hooks, receiver, redis_client, dispa
     assert block["outcomes"] == {"2xx": 2, "4xx": 1, "5xx": 1}
     assert block["backlog"] == {"stream": 0, "due": 0, "waiting": 0}
     assert endpoint_id
+
+
+def test_the_cli_lists_an_endpoints_attempts_and_failed_deliveries(
+    hooks, receiver, redis_client, dispatcher_factory, service_env
+):
+    endpoint_id, secret = make_endpoint(hooks, receiver.url("hook"))
+    receiver.route("hook", [secret], answers=[(400, {})])
+    dispatcher_factory().wait_ready(1)
+    entry = add_event(redis_client, "email.failed", email="em_1")
+    wait_until(lambda: deliveries(hooks, endpoint_id)["failed"] == 1)
+
+    table = run_cli(service_env, "deliveries", endpoint_id)
+    assert table.returncode == 0, table.stderr
+    assert f"{endpoint_id}: 0 pending, 1 failed" in table.stdout
+    assert f"evt_{entry}" in table.stdout and "HTTP 400: no" in table.stdout
+    listed = run_cli(service_env, "deliveries", endpoint_id, "--state", "failed", "--json")
+    [failed] = json.loads(listed.stdout)["data"]
+    assert failed["delivery_id"] == f"{endpoint_id}:evt_{entry}"
+    unknown = run_cli(service_env, "deliveries", "wh_" + "x" * 22)
+    assert unknown.returncode == 1 and "No webhook" in unknown.stderr
+
+
+def run_cli(service_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "postbox", "webhooks", *args],
+        env={**os.environ, **service_env},
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
