@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_webhooks
+from postbox import cli_deliveries, cli_webhooks
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
 from postbox.errors import ConfigError, InvalidCursor, QueueUnavailable
@@ -53,16 +53,33 @@ def _overrides(**values: object) -> dict[str, str]:
 
 
 def worker_specs(count: int, metrics_dir: str) -> list[ChildSpec]:
-    """Child specs for `count` single-process workers writing their metrics to `metrics_dir`."""
+    """Child specs for `count` single-process workers writing their metrics to `metrics_dir`
+    (each a lone worker: the supervisor runs the dispatcher, if any, beside them)."""
     argv = [sys.executable, "-m", "postbox", "worker", "--processes", "1"]
     return [
         ChildSpec(
             f"worker-{index + 1}",
             argv,
-            env={MULTIPROC_ENV: metrics_dir},
+            env={MULTIPROC_ENV: metrics_dir, "WEBHOOK_DISPATCHER": "false"},
             on_exit=lambda pid: mark_process_dead(pid, metrics_dir),  # type: ignore[no-untyped-call]
         )
         for index in range(count)
+    ]
+
+
+def dispatcher_specs(settings: Settings, metrics_dir: str) -> list[ChildSpec]:
+    """The webhook dispatcher child that runs beside the workers (none when
+    WEBHOOK_DISPATCHER=false), its metrics in the workers' folder."""
+    if not settings.webhook_delivery.run_dispatcher:
+        return []
+    argv = [sys.executable, "-m", "postbox", "webhooks", "dispatch"]
+    return [
+        ChildSpec(
+            "webhook-dispatcher",
+            argv,
+            env={MULTIPROC_ENV: metrics_dir},
+            on_exit=lambda pid: mark_process_dead(pid, metrics_dir),  # type: ignore[no-untyped-call]
+        )
     ]
 
 
@@ -128,6 +145,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
         workers_dir = dirs.workers if settings.worker.start_with_api else None
         if workers_dir:
             specs += worker_specs(settings.worker.processes, workers_dir)
+            specs += dispatcher_specs(settings, workers_dir)
         code = _supervise(settings, specs, env, workers_dir)
     sys.exit(code)
 
@@ -138,17 +156,19 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
 )
 @click.option("--concurrency", type=int, help="Jobs per process (EMAIL_WORKER_CONCURRENCY).")
 def worker(processes: int | None, concurrency: int | None) -> None:
-    """Deliver queued emails; several processes run under one supervisor."""
+    """Deliver queued emails, and webhook events unless WEBHOOK_DISPATCHER=false; several
+    processes (or one worker and the dispatcher) run under one supervisor."""
     settings, env = _settings(
         _overrides(EMAIL_WORKER_PROCESSES=processes, EMAIL_WORKER_CONCURRENCY=concurrency)
     )
-    if settings.worker.processes == 1:
+    if settings.worker.processes == 1 and not settings.webhook_delivery.run_dispatcher:
         from postbox.workers.runner import run_worker  # noqa: PLC0415
 
         run_worker(settings)
         return
     with metrics_dirs() as dirs:
         specs = worker_specs(settings.worker.processes, dirs.workers)
+        specs += dispatcher_specs(settings, dirs.workers)
         code = _supervise(settings, specs, env, dirs.workers)
     sys.exit(code)
 
@@ -371,6 +391,30 @@ def webhooks_create(
 def webhooks_delete(ids: tuple[str, ...]) -> None:
     """Delete endpoints by id, with the deliveries still waiting for them."""
     cli_webhooks.delete_endpoints(_settings({})[0], ids)
+
+
+@webhooks.command("dispatch")
+def webhooks_dispatch() -> None:
+    """Deliver webhook events only (no email worker): for deployments that scale it apart."""
+    from postbox.webhooks.runner import run_dispatcher  # noqa: PLC0415
+
+    run_dispatcher(_settings({})[0])
+
+
+@webhooks.command("deliveries")
+@click.argument("endpoint_id")
+@click.option(
+    "--state",
+    type=click.Choice(cli_deliveries.LISTED_STATES),
+    default="attempts",
+    show_default=True,
+    help="Recent attempts, or the deliveries that failed, or those still pending.",
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def webhooks_deliveries(endpoint_id: str, state: str, limit: int, as_json: bool) -> None:
+    """Show an endpoint's recent delivery attempts (or its failed or pending deliveries)."""
+    cli_deliveries.show_deliveries(_settings({})[0], endpoint_id, state, limit, as_json)
 
 
 def main() -> None:

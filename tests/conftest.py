@@ -32,6 +32,8 @@ from postbox.config import Settings, load_settings
 from postbox.dev.ports import free_port
 from postbox.dev.redis_server import RedisServer
 from tests.support import API_KEY, TEST_ENCRYPTION_KEY
+from tests.webhook_receiver import Receiver, running_receiver
+from tests.webhook_support import DispatcherProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -253,6 +255,8 @@ def service_env(redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
         "INSTANCE_ID": "test",
         "EMAIL_BACKOFF_MS": "200",
         "LOG_LEVEL": "info",
+        # `postbox worker` stays one process; webhook tests start dispatchers themselves.
+        "WEBHOOK_DISPATCHER": "false",
     }
 
 
@@ -351,3 +355,45 @@ def worker_factory(
     yield start
     for worker in made:
         worker.stop()
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver that verifies every webhook signature (tests/webhook_receiver.py)."""
+    with running_receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def dispatcher_env(redis_url: str) -> dict[str, str]:
+    """Environment for `postbox webhooks dispatch`: this test's Redis, the test encryption
+    key, loopback receivers allowed, and a short retry schedule."""
+    return {
+        "REDIS_URL": redis_url,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "WEBHOOK_RETRY_SCHEDULE": "0.2,0.2,0.2",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "INSTANCE_ID": "test",
+        "LOG_LEVEL": "info",
+    }
+
+
+@pytest.fixture
+def dispatcher_factory(
+    dispatcher_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., DispatcherProcess]]:
+    """Start `postbox webhooks dispatch` processes; each is stopped at the end of the test."""
+    made: list[DispatcherProcess] = []
+
+    def start(**env: str) -> DispatcherProcess:
+        log = tmp_path / f"dispatcher-{len(made)}.log"
+        made.append(DispatcherProcess({**dispatcher_env, **env}, log, ROOT))
+        return made[-1]
+
+    yield start
+    for dispatcher in made:
+        dispatcher.stop()

@@ -13,6 +13,7 @@ from postbox.api import (
     health,
     openapi,
     queue_stats,
+    webhook_deliveries,
     webhooks,
 )
 from postbox.api.auth import check_api_key
@@ -59,6 +60,7 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     v1.register_blueprint(queue_stats.bp)
     v1.register_blueprint(dead_letters.bp)
     v1.register_blueprint(webhooks.bp)
+    v1.register_blueprint(webhook_deliveries.bp)
     app.register_blueprint(v1)
     if settings.api.dev_inbox_dir:
         from postbox.api import dev_inbox  # noqa: PLC0415  (development runs only)

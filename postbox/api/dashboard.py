@@ -29,6 +29,7 @@ from postbox.api.dashboard_auth import (
 from postbox.api.extension import state
 from postbox.api.queue_stats import build_stats
 from postbox.queue.stats import STATES
+from postbox.webhooks.delivery_records import delivery_summaries
 
 bp = Blueprint(
     "dashboard",
@@ -97,10 +98,14 @@ def overview() -> dict[str, Any]:
 
 def _webhooks() -> list[dict[str, Any]]:
     """The endpoints the signed-in key may see. Each entry is the endpoint as the API shows
-    it; `delivery` is where its last delivery status and failure counts go (None: none)."""
+    it, with `delivery`: its last attempt's status, outcome and time, and its pending and
+    failed (`failures`) deliveries."""
     key = session_key()
     found = webhooks.endpoints_for(key) if key is not None else []
-    return [{**endpoint.as_json(), "delivery": None} for endpoint in found]
+    name = state().settings.redis.queue_name
+    ids = [endpoint.id for endpoint in found]
+    summaries = state().gateway.with_client(lambda client: delivery_summaries(client, name, ids))
+    return [{**endpoint.as_json(), "delivery": summaries.get(endpoint.id)} for endpoint in found]
 
 
 @bp.post("/api/dead-letters/<email_id>/retry")

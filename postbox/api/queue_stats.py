@@ -1,6 +1,6 @@
 """`GET /v1/queue/stats`: counts per state, workers, throughput, the cluster's processes,
-the delivery settings, the relay (as configured here, and as the live workers see it), and
-capacity advice."""
+the delivery settings, the relay (as configured here, and as the live workers see it),
+webhook delivery (endpoints, backlog, failures, outcomes), and capacity advice."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask import Blueprint
 from postbox.api.extension import state
 from postbox.queue.advice import advise, figures
 from postbox.queue.relay_health import relay_summary
+from postbox.webhooks.stats import webhook_stats
 
 bp = Blueprint("queue_stats", __name__)
 
@@ -45,6 +46,8 @@ def build_stats() -> dict[str, Any]:
         "config_error": workers["auth_error"] or stats["dead_letters"]["latest_config_error"],
         "workers": workers,
     }
+    name = settings.redis.queue_name
+    stats["webhooks"] = state().gateway.with_client(lambda client: webhook_stats(client, name))
     found = figures(stats, stats["at_ms"], rate_limit.per_second if rate_limit else None)
     stats["advice"] = [advice.to_json() for advice in advise(found)]
     return stats

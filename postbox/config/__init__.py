@@ -11,6 +11,7 @@ from postbox.config.settings import (
     WorkerSettings,
     load_settings,
 )
+from postbox.config.webhook_delivery import WebhookDeliverySettings
 from postbox.config.webhooks import WebhookSettings
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Settings",
     "SmtpSecurity",
     "SmtpSettings",
+    "WebhookDeliverySettings",
     "WebhookSettings",
     "WorkerSettings",
     "find_key",

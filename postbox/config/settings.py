@@ -25,6 +25,7 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
 
@@ -137,6 +138,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
@@ -367,6 +369,18 @@ def _load_email_limits(env: _Env) -> EmailLimits:
     )
 
 
+def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
+    defaults = WebhookDeliverySettings()
+    return WebhookDeliverySettings(
+        timeout_seconds=env.positive_float("WEBHOOK_TIMEOUT_SECONDS", defaults.timeout_seconds),
+        retry_schedule=env.get(
+            "WEBHOOK_RETRY_SCHEDULE", defaults.retry_schedule, parse_retry_schedule, "bad schedule"
+        ),
+        concurrency=env.positive_int("WEBHOOK_CONCURRENCY", defaults.concurrency),
+        run_dispatcher=env.get("WEBHOOK_DISPATCHER", True, _bool, "not a boolean"),
+    )
+
+
 def _load_webhooks(env: _Env) -> WebhookSettings:
     return WebhookSettings(
         encryption_key=env.get("ENCRYPTION_KEY", None, parse_encryption_key, "bad key"),
@@ -385,6 +399,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp=_load_smtp(env),
         worker=_load_worker(env),
         api=_load_api(env),
+        webhook_delivery=_load_webhook_delivery(env),
         webhooks=_load_webhooks(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(

@@ -111,3 +111,7 @@ class PostboxKeys:
     def attempt_log(self, job_id: str) -> str:
         """BullMQ's log list of a job (the attempt history), removed by BullMQ with the job."""
         return self.bull(f"{job_id}:logs")
+
+    def webhook_outcomes(self) -> str:
+        """Hash counting every webhook delivery attempt by status class (`2xx`, `timeout`, ...)."""
+        return f"postbox:{self.queue_name}:webhooks:outcomes"

@@ -129,7 +129,9 @@ function drawDeadLetters(page) {
 // `delivery` the overview gives each endpoint; null until deliveries are recorded.
 function deliveryCells(delivery) {
   if (!delivery) return ["—", "—"];
-  return [delivery.last_status ?? "—", delivery.failures ?? "—"];
+  // A timeout or refused connection has no status: its outcome says what happened.
+  const last = delivery.last_status ?? delivery.last_outcome ?? "—";
+  return [last, delivery.failures ?? "—"];
 }
 
 function drawWebhooks(endpoints) {

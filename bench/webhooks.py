@@ -1,0 +1,171 @@
+"""The webhook dispatcher's throughput: events per second delivered to a local receiver.
+
+A private Redis holds `--events` events (in the stream's layout, with a realistic `data`)
+for `--endpoints` endpoints subscribed to `*`, all on one fast local receiver
+(bench/webhook_receiver.py, its own process). Then one `postbox webhooks dispatch` process
+starts, and the clock runs from the receiver's first request to its last. CPU is the
+dispatcher's, Redis' and the receiver's over that span.
+
+    .venv/bin/python -m bench.webhooks [--events 30000] [--endpoints 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import redis as sync_redis
+import redis.asyncio as aioredis
+
+from bench.proc_stats import cpu_seconds
+from bench.services import ROOT, BenchRedis
+from postbox.dev.ports import free_port, wait_for_port
+from postbox.queue.keys import PostboxKeys
+from postbox.webhooks.endpoints import EndpointStore
+from postbox.webhooks.secret_box import SecretBox
+
+KEY = secrets.token_hex(32)
+KEYS = PostboxKeys("email")
+
+
+def _data(index: int) -> str:
+    return json.dumps(
+        {
+            "email_id": f"em_{index:064x}",
+            "message_id": f"<{index:032x}@example.com>",
+            "from": "orders@example.com",
+            "to": ["someone@example.org"],
+            "tags": {"kind": "receipt"},
+            "attempt": 1,
+            "recipients": [
+                {"address": "someone@example.org", "status": "accepted", "reply": "250 2.0.0 OK"}
+            ],
+            "reply": "250 2.0.0 OK queued",
+        }
+    )
+
+
+async def _endpoints(url: str, count: int, redis_url: str) -> str:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = EndpointStore(client, "email", SecretBox(KEY))
+    secret = ""
+    for _ in range(count):
+        endpoint, made = await store.create(url, ("*",))
+        secret = secret or made
+        # One receiver checks one secret: give every endpoint the first one's.
+        await client.hset(
+            KEYS.webhook(endpoint.id), "secret", SecretBox(KEY).encrypt(secret, endpoint.id)
+        )
+    await client.aclose()
+    return secret
+
+
+def _fill(client: sync_redis.Redis, events: int) -> None:
+    for start in range(0, events, 1000):
+        with client.pipeline(transaction=False) as pipe:
+            for index in range(start, min(events, start + 1000)):
+                fields = {
+                    "type": "email.sent",
+                    "email": f"em_{index}",
+                    "domain": "example.com",
+                    "data": _data(index),
+                }
+                pipe.xadd(KEYS.events(), fields)
+            pipe.execute()
+
+
+def _count(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=5) as answer:
+        found: dict[str, Any] = json.loads(answer.read())
+        return found
+
+
+def run(events: int, endpoints: int, profile: str | None = None) -> dict[str, Any]:
+    """One measurement; its figures."""
+    with tempfile.TemporaryDirectory(prefix="postbox-bench-webhooks-") as tmp:
+        redis = BenchRedis(Path(tmp))
+        redis.start()
+        port = free_port()
+        receiver = dispatcher = None
+        try:
+            secret = asyncio.run(_endpoints(f"http://127.0.0.1:{port}/hook", endpoints, redis.url))
+            receiver = subprocess.Popen(
+                [sys.executable, "-m", "bench.webhook_receiver", str(port), secret], cwd=ROOT
+            )
+            wait_for_port("127.0.0.1", port, timeout=10)
+            assert redis.client is not None
+            _fill(redis.client, events)
+            env = {
+                **os.environ,
+                "REDIS_URL": redis.url,
+                "ENCRYPTION_KEY": KEY,
+                "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+                "LOG_LEVEL": "warning",
+            }
+            command = [sys.executable, "-m", "postbox", "webhooks", "dispatch"]
+            dispatcher = subprocess.Popen(command, env=env, cwd=ROOT)
+            pids = (dispatcher.pid, redis.pid, receiver.pid)
+            # CPU from the first delivery on: the dispatcher's start-up is not counted.
+            while (first := _count(port))["requests"] == 0:
+                time.sleep(0.01)
+            cpu_first = [cpu_seconds(pid) for pid in pids]
+            calls_first = redis.calls()
+            if profile:  # py-spy's flame graph of the dispatcher (bench/requirements.txt)
+                spy = str(Path(sys.executable).parent / "py-spy")
+                record = [spy, "record", "-p", str(dispatcher.pid), "-d", "5", "-o", profile]
+                subprocess.Popen([*record, "-r", "100", "--nonblocking", "-f", "speedscope"])
+            deadline = time.monotonic() + 300
+            while (found := _count(port))["requests"] < events * endpoints:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_first, strict=True)]
+            counted = max(1, found["requests"] - first["requests"])
+            calls = [now - before for now, before in zip(redis.calls(), calls_first, strict=True)]
+        finally:
+            for process in (dispatcher, receiver):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
+            redis.stop()
+    span = found["last"] - found["first"]
+    return {
+        "events": events,
+        "endpoints": endpoints,
+        "delivered": found["requests"],
+        "distinct_ids": found["ids"],
+        "bad_signatures": found["bad"],
+        "seconds": round(span, 2),
+        "per_second": round(found["requests"] / span) if span else None,
+        "redis_calls_per_delivery": {
+            "commands": round(calls[0] / counted, 2),
+            "scripts": round(calls[1] / counted, 3),
+        },
+        "cpu_ms_per_delivery": {
+            name: round(seconds * 1000 / counted, 3)
+            for name, seconds in zip(("dispatcher", "redis", "receiver"), cpu, strict=True)
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--endpoints", type=int, default=1)
+    parser.add_argument("--profile", metavar="SVG", help="Record the dispatcher with py-spy.")
+    args = parser.parse_args()
+    print(json.dumps(run(args.events, args.endpoints, args.profile), indent=2))
+
+
+if __name__ == "__main__":
+    main()
