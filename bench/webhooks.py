@@ -3,10 +3,10 @@
 A private Redis holds `--events` events (in the stream's layout, with a realistic `data`)
 for `--endpoints` endpoints subscribed to `*`, all on one fast local receiver
 (bench/webhook_receiver.py, its own process). Then one `postbox webhooks dispatch` process
-starts, and the clock runs from the receiver's first request to its last. CPU is the
-dispatcher's, Redis' and the receiver's over that span.
+starts (or `--dispatchers N`), and the clock runs from the receiver's first request to its
+last. CPU is the dispatchers', Redis' and the receiver's over that span, per delivery.
 
-    .venv/bin/python -m bench.webhooks [--events 30000] [--endpoints 1]
+    .venv/bin/python -m bench.webhooks [--events 30000] [--endpoints 1] [--dispatchers 1]
 """
 
 from __future__ import annotations
@@ -90,58 +90,45 @@ def _count(port: int) -> dict[str, Any]:
         return found
 
 
-def run(events: int, endpoints: int, profile: str | None = None) -> dict[str, Any]:
-    """One measurement; its figures."""
-    with tempfile.TemporaryDirectory(prefix="postbox-bench-webhooks-") as tmp:
-        redis = BenchRedis(Path(tmp))
-        redis.start()
-        port = free_port()
-        receiver = dispatcher = None
-        try:
-            secret = asyncio.run(_endpoints(f"http://127.0.0.1:{port}/hook", endpoints, redis.url))
-            receiver = subprocess.Popen(
-                [sys.executable, "-m", "bench.webhook_receiver", str(port), secret], cwd=ROOT
-            )
-            wait_for_port("127.0.0.1", port, timeout=10)
-            assert redis.client is not None
-            _fill(redis.client, events)
-            env = {
-                **os.environ,
-                "REDIS_URL": redis.url,
-                "ENCRYPTION_KEY": KEY,
-                "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-                "LOG_LEVEL": "warning",
-            }
-            command = [sys.executable, "-m", "postbox", "webhooks", "dispatch"]
-            dispatcher = subprocess.Popen(command, env=env, cwd=ROOT)
-            pids = (dispatcher.pid, redis.pid, receiver.pid)
-            # CPU from the first delivery on: the dispatcher's start-up is not counted.
-            while (first := _count(port))["requests"] == 0:
-                time.sleep(0.01)
-            cpu_first = [cpu_seconds(pid) for pid in pids]
-            calls_first = redis.calls()
-            if profile:  # py-spy's flame graph of the dispatcher (bench/requirements.txt)
-                spy = str(Path(sys.executable).parent / "py-spy")
-                record = [spy, "record", "-p", str(dispatcher.pid), "-d", "5", "-o", profile]
-                subprocess.Popen([*record, "-r", "100", "--nonblocking", "-f", "speedscope"])
-            deadline = time.monotonic() + 300
-            while (found := _count(port))["requests"] < events * endpoints:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_first, strict=True)]
-            counted = max(1, found["requests"] - first["requests"])
-            calls = [now - before for now, before in zip(redis.calls(), calls_first, strict=True)]
-        finally:
-            for process in (dispatcher, receiver):
-                if process is not None:
-                    process.terminate()
-                    process.wait(timeout=30)
-            redis.stop()
+def _dispatchers(count: int, redis_url: str) -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "ENCRYPTION_KEY": KEY,
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "postbox", "webhooks", "dispatch"]
+    return [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(count)]
+
+
+def _profile(pid: int, path: str) -> None:
+    """py-spy's record of one dispatcher for 5 s (bench/requirements.txt)."""
+    spy = str(Path(sys.executable).parent / "py-spy")
+    record = [spy, "record", "-p", str(pid), "-d", "5", "-o", path, "-r", "100"]
+    subprocess.Popen([*record, "--nonblocking", "-f", "speedscope"])
+
+
+def _measure(
+    port: int, expected: int, redis: BenchRedis, pids: dict[str, list[int]], profile: str | None
+) -> dict[str, Any]:
+    """Wait for the first delivery, then for the last; the figures in between (so the
+    dispatchers' start-up is not counted)."""
+    while (first := _count(port))["requests"] == 0:
+        time.sleep(0.01)
+    cpu_first = {name: sum(map(cpu_seconds, each)) for name, each in pids.items()}
+    calls_first = redis.calls()
+    load_first = os.getloadavg()[0]
+    if profile:
+        _profile(pids["dispatchers"][0], profile)
+    deadline = time.monotonic() + 300
+    while (found := _count(port))["requests"] < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    counted = max(1, found["requests"] - first["requests"])
+    cpu = {name: sum(map(cpu_seconds, each)) - cpu_first[name] for name, each in pids.items()}
+    calls = [now - before for now, before in zip(redis.calls(), calls_first, strict=True)]
     span = found["last"] - found["first"]
     return {
-        "events": events,
-        "endpoints": endpoints,
         "delivered": found["requests"],
         "distinct_ids": found["ids"],
         "bad_signatures": found["bad"],
@@ -151,20 +138,49 @@ def run(events: int, endpoints: int, profile: str | None = None) -> dict[str, An
             "commands": round(calls[0] / counted, 2),
             "scripts": round(calls[1] / counted, 3),
         },
-        "cpu_ms_per_delivery": {
-            name: round(seconds * 1000 / counted, 3)
-            for name, seconds in zip(("dispatcher", "redis", "receiver"), cpu, strict=True)
-        },
+        "cpu_ms_per_delivery": {name: round(v * 1000 / counted, 3) for name, v in cpu.items()},
+        # Others share this machine: a load above the benchmark's own (~2) means slower figures.
+        "load_average": [round(load_first, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+def run(events: int, endpoints: int, dispatchers: int, profile: str | None) -> dict[str, Any]:
+    """One measurement; its figures."""
+    with tempfile.TemporaryDirectory(prefix="postbox-bench-webhooks-") as tmp:
+        redis = BenchRedis(Path(tmp))
+        redis.start()
+        port = free_port()
+        started: list[subprocess.Popen[bytes]] = []
+        try:
+            secret = asyncio.run(_endpoints(f"http://127.0.0.1:{port}/hook", endpoints, redis.url))
+            receiver = [sys.executable, "-m", "bench.webhook_receiver", str(port), secret]
+            started.append(subprocess.Popen(receiver, cwd=ROOT))
+            wait_for_port("127.0.0.1", port, timeout=10)
+            assert redis.client is not None
+            _fill(redis.client, events)
+            started += _dispatchers(dispatchers, redis.url)
+            pids = {
+                "dispatchers": [p.pid for p in started[1:]],
+                "redis": [redis.pid],
+                "receiver": [started[0].pid],
+            }
+            figures = _measure(port, events * endpoints, redis, pids, profile)
+        finally:
+            for process in started:
+                process.terminate()
+                process.wait(timeout=30)
+            redis.stop()
+    return {"events": events, "endpoints": endpoints, "dispatchers": dispatchers, **figures}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--endpoints", type=int, default=1)
-    parser.add_argument("--profile", metavar="SVG", help="Record the dispatcher with py-spy.")
+    parser.add_argument("--dispatchers", type=int, default=1, help="Dispatcher processes.")
+    parser.add_argument("--profile", metavar="JSON", help="py-spy (speedscope) of one.")
     args = parser.parse_args()
-    print(json.dumps(run(args.events, args.endpoints, args.profile), indent=2))
+    print(json.dumps(run(args.events, args.endpoints, args.dispatchers, args.profile), indent=2))
 
 
 if __name__ == "__main__":

@@ -224,6 +224,26 @@ class RedisMemorySchema(Schema):
     full = fields.Boolean(required=True)
 
 
+class WebhookBacklogSchema(Schema):
+    """What waits for the webhook dispatchers."""
+
+    stream = _Int(required=True)
+    due = _Int(required=True)
+    waiting = _Int(required=True)
+
+
+class WebhookStatsSchema(Schema):
+    """Webhook delivery: endpoints, backlog, deliveries pending and failed, and every
+    attempt so far by status class (`2xx` ... `5xx`, `timeout`, `connection`, `refused`)."""
+
+    endpoints = _Int(required=True)
+    enabled = _Int(required=True)
+    backlog = fields.Nested(WebhookBacklogSchema, required=True)
+    pending = _Int(required=True)
+    failed = _Int(required=True)
+    outcomes = fields.Dict(keys=_Str(), values=_Int(), required=True)
+
+
 class QueueStatsSchema(Schema):
     """`GET /v1/queue/stats`."""
 
@@ -239,4 +259,5 @@ class QueueStatsSchema(Schema):
     redis = fields.Nested(RedisMemorySchema, required=True)
     settings = fields.Dict(required=True)
     relay = fields.Nested(RelaySchema, required=True)
+    webhooks = fields.Nested(WebhookStatsSchema, required=True)
     advice = fields.List(fields.Nested(AdviceSchema), required=True)

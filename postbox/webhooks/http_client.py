@@ -67,7 +67,7 @@ class EndpointClient:
         self._timeout_seconds = timeout_seconds
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
-        self._checked: tuple[str, str | None] = ("", None)
+        self._checked: tuple[str, URL, str | None] = ("", URL(), None)
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -93,12 +93,12 @@ class EndpointClient:
         """Post `body` to `url` once; what came of it (never raises for the receiver's
         faults)."""
         started = time.monotonic()
-        refused = self._refused_literal(url)
+        parsed, refused = self._parsed(url)
         if refused is not None:
             return _no_answer(started, "refused", refused)
         try:
             async with self._open().post(
-                url, data=body, headers=headers, allow_redirects=False
+                parsed, data=body, headers=headers, allow_redirects=False
             ) as answer:
                 snippet = await _read_some(answer)
                 return _classify(answer, snippet, time.monotonic() - started)
@@ -112,13 +112,14 @@ class EndpointClient:
         except (aiohttp.ClientError, OSError) as exc:
             return _no_answer(started, "connection", _describe(exc))
 
-    def _refused_literal(self, url: str) -> str | None:
-        """Why an IP-literal host may not be called (aiohttp skips the resolver for those)."""
-        if self._allow_private:
-            return None
+    def _parsed(self, url: str) -> tuple[URL, str | None]:
+        """The URL parsed (once per URL, not per request), and why it may not be called if
+        its host is a forbidden IP literal (aiohttp skips the resolver for those)."""
         if self._checked[0] != url:
-            self._checked = (url, _literal_problem(URL(url).host or ""))
-        return self._checked[1]
+            parsed = URL(url)
+            problem = None if self._allow_private else _literal_problem(parsed.host or "")
+            self._checked = (url, parsed, problem)
+        return self._checked[1], self._checked[2]
 
     async def close(self) -> None:
         """Close the kept-alive connections."""

@@ -1,12 +1,15 @@
 """`postbox webhooks dispatch` as a real process, delivering events from the stream to a real
 receiver that verifies every signature: retries with the same webhook-id, timeouts,
 Retry-After, 410, private addresses refused at connection time, a slow endpoint beside a fast
-one, and a dispatcher SIGKILLed mid-delivery."""
+one, a dispatcher SIGKILLed mid-delivery, and Redis restarted (AOF) under it."""
 
 from __future__ import annotations
 
 import time
 
+import redis as sync_redis
+
+from postbox.dev.redis_server import RedisServer
 from postbox.queue.events import sequence
 from tests.support import wait_until
 from tests.webhook_support import (
@@ -191,3 +194,27 @@ def test_after_a_rotation_both_secrets_sign(receiver, redis_url, redis_client, d
 
     wait_until(lambda: route.received)
     assert route.received[0].verified
+
+
+def test_a_redis_restart_with_aof_loses_no_event(receiver, tmp_path, dispatcher_factory):
+    redis = RedisServer(tmp_path / "aof-redis", appendonly=True, password="aof-test")
+    redis.start()
+    try:
+        client = sync_redis.Redis.from_url(redis.url, decode_responses=True)
+        endpoint, secret = create_endpoint(redis.url, receiver.url("hook"))
+        route = receiver.route("hook", [secret], delay=0.02)
+        dispatcher_factory(REDIS_URL=redis.url).wait_ready(1)
+        expected = {f"evt_{add_event(client, email=f'em_{i}')}" for i in range(50)}
+        wait_until(lambda: len(route.received) >= 10)
+        client.close()
+        redis.stop()  # SIGTERM: Redis writes its AOF and exits
+        time.sleep(1.5)
+        redis.start()
+        client = sync_redis.Redis.from_url(redis.url, decode_responses=True)
+        expected |= {f"evt_{add_event(client, email=f'em_after_{i}')}" for i in range(50)}
+        wait_until(lambda: set(route.ids()) == expected, timeout=60)
+        assert all(r.verified for r in route.received)
+        assert endpoint.id
+        client.close()
+    finally:
+        redis.stop()
