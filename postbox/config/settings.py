@@ -378,6 +378,12 @@ def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
         ),
         concurrency=env.positive_int("WEBHOOK_CONCURRENCY", defaults.concurrency),
         run_dispatcher=env.get("WEBHOOK_DISPATCHER", True, _bool, "not a boolean"),
+        events_retention_seconds=env.get(
+            "EVENTS_RETENTION_SECONDS",
+            defaults.events_retention_seconds,
+            _whole_number,
+            "not a whole number",
+        ),
     )
 
 

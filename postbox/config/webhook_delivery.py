@@ -34,6 +34,8 @@ class WebhookDeliverySettings:
     concurrency: int = 16
     # `postbox worker` (and `serve` with workers) also runs one dispatcher process.
     run_dispatcher: bool = True
+    # How long the event stream keeps events every consumer has taken, for replays.
+    events_retention_seconds: int = 3600
 
 
 def parse_retry_schedule(value: str) -> tuple[float, ...]:

@@ -15,8 +15,8 @@ stream through their own consumer group, so they read at their own pace and a de
 entries are claimed by another (XAUTOCLAIM). Events are written only while some group is
 registered (`register_consumer`): with no consumer they cost nothing. The stream is never
 capped by length (MAXLEN would drop events no group has read); `trim_acknowledged` removes
-what every group has read and acknowledged, and a full Redis stops intake (issue 13) before
-it could drop anything.
+what every group has read and acknowledged once it is older than EVENTS_RETENTION_SECONDS
+(kept for replays), and a full Redis stops intake (issue 13) before it could drop anything.
 
 An entry's id gives the event its identity (`evt_<id>`, the `webhook-id` of every delivery),
 its time, and its `sequence`: `ms * 1000 + seq`, which increases with every event, so a
@@ -53,8 +53,10 @@ local function emit_event(stream, consumers, kind, email, domain, data)
 end
 """
 
-# KEYS[1]: the stream. Returns the oldest id any group still needs: the first pending entry
-# of each group, or the entry after the last one delivered to it, whichever is older.
+# KEYS[1]: the stream. ARGV[1]: how long to keep an entry every group has read (ms), for
+# replays. Trims to the oldest id any group still needs (the first pending entry of each
+# group, or the entry after the last one delivered to it, whichever is older), or to the
+# retention's start, whichever is older; returns that id.
 _OLDEST_NEEDED = """
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if not ok then return false end
@@ -79,6 +81,9 @@ for _, group in ipairs(groups) do
   oldest = older(ms .. '-' .. (tonumber(seq) + 1), oldest)
 end
 if oldest then
+  local now = redis.call('TIME')
+  local kept = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - tonumber(ARGV[1])
+  oldest = older(string.format('%d-0', kept), oldest)
   redis.call('XTRIM', KEYS[1], 'MINID', oldest)
 end
 return oldest
@@ -188,8 +193,12 @@ async def register_consumer(client: redis.Redis, queue_name: str, group: str) ->
     await client.sadd(keys.event_consumers(), group)
 
 
-async def trim_acknowledged(client: redis.Redis, queue_name: str) -> str | None:
-    """Drop the entries every group has read and acknowledged; the oldest id kept."""
+async def trim_acknowledged(
+    client: redis.Redis, queue_name: str, keep_seconds: float = 0
+) -> str | None:
+    """Drop the entries every group has read and acknowledged and that are older than
+    `keep_seconds` (EVENTS_RETENTION_SECONDS: what a replay can reach); the oldest id kept."""
     script = client.register_script(_OLDEST_NEEDED)
-    oldest = await script(keys=[PostboxKeys(queue_name).events()])
+    keep_ms = int(keep_seconds * 1000)
+    oldest = await script(keys=[PostboxKeys(queue_name).events()], args=[keep_ms])
     return cast(str | None, oldest or None)

@@ -305,7 +305,9 @@ class Dispatcher:
     async def _maintain(self) -> None:
         await self._reload_if_changed()
         await self._take_over_dead_entries()
-        await trim_acknowledged(self._client, self._queue_name)
+        await trim_acknowledged(
+            self._client, self._queue_name, self._delivery.events_retention_seconds
+        )
         await self._forget_dead_consumers()
         await self._measure_backlog()
 

@@ -149,3 +149,24 @@ def test_trim_keeps_what_a_group_has_not_acknowledged(
     # The third entry was read but not acknowledged; the last two not read at all.
     assert oldest == read[2][0]
     assert len(remaining) == 3 and remaining[0] == read[2][0]
+
+
+def test_trim_keeps_acknowledged_events_for_the_retention(
+    api, consumer, redis_url: str, redis_client
+) -> None:
+    for index in range(3):
+        api.post("/v1/emails", json=email_payload(subject=f"kept {index}"))
+    [(_, read)] = redis_client.xreadgroup("test", "reader", {KEYS.events(): ">"})
+    redis_client.xack(KEYS.events(), "test", *[entry_id for entry_id, _ in read])
+
+    async def trim(keep_seconds: float) -> None:
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            await events.trim_acknowledged(client, "email", keep_seconds)
+        finally:
+            await client.aclose()
+
+    asyncio.run(trim(60))
+    assert redis_client.xlen(KEYS.events()) == 3  # read by all, but within the hour kept
+    asyncio.run(trim(0))
+    assert redis_client.xlen(KEYS.events()) == 0
