@@ -4,6 +4,8 @@ asyncio (uvloop), answering every POST 200 at once, so the dispatcher is what is
 It checks the signature of every 50th request with `standardwebhooks` (a dispatcher that
 signed wrongly would show as `bad`), counts requests and distinct webhook-ids, and answers
 `GET /count` with JSON: requests, distinct ids, bad signatures, first and last arrival.
+`GET /sent` answers when each email's first `email.sent` arrived, by email id (for the
+latency from POST to event, bench/webhook_latency.py).
 
     python -m bench.webhook_receiver PORT SECRET
 """
@@ -32,6 +34,7 @@ class _Counts:
         self.bad = 0
         self.first = 0.0
         self.last = 0.0
+        self.sent: dict[str, float] = {}
 
     def took(self, headers: dict[str, str], body: bytes) -> None:
         now = time.time()
@@ -39,6 +42,9 @@ class _Counts:
         self.last = now
         self.requests += 1
         self.ids.add(headers.get("webhook-id", ""))
+        if b'"email.sent"' in body:
+            email_id = json.loads(body)["data"]["email_id"]
+            self.sent.setdefault(email_id, now)
         if self.requests % CHECK_EVERY == 1:
             try:
                 self.hook.verify(body, headers)
@@ -85,8 +91,9 @@ class _Protocol(asyncio.Protocol):
         body = self._buffer[end + 4 : end + 4 + length]
         self._buffer = self._buffer[end + 4 + length :]
         assert self._transport is not None
-        if head[0].startswith("GET /count"):
-            answer = self._counts.as_json()
+        if head[0].startswith("GET /"):
+            wanted = head[0].startswith("GET /sent")
+            answer = json.dumps(self._counts.sent).encode() if wanted else self._counts.as_json()
             self._transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
             )

@@ -1,0 +1,124 @@
+"""From `POST /v1/emails` to the endpoint receiving that email's `email.sent`.
+
+    .venv/bin/python -m bench.webhook_latency [--rate 200] [--seconds 10]
+
+`postbox serve --no-worker` and `postbox worker` (its defaults: worker processes and the
+dispatcher) run on a private Redis and smtp-sink, with one endpoint subscribed to `*` on the
+fast local receiver (bench/webhook_receiver.py), which notes when each email's first
+`email.sent` arrives. Emails are posted open loop at `--rate` after a second of warm-up; the
+latency of each runs from its scheduled send to that arrival. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench.api_load import open_loop
+from bench.emails import payload, payload_bytes
+from bench.http_client import Client
+from bench.processes import API_KEY, WORKER_READY, postbox_env, start_api, start_worker
+from bench.services import BenchRedis, SmtpSink
+from bench.stats import percentiles
+from bench.webhook_drain import KEY, _endpoint
+from postbox.api.schemas import EmailSchema
+from postbox.config import load_settings
+from postbox.dev.ports import free_port, wait_for_port
+from postbox.queue.producer import prepare_email
+
+QUEUE = "latency"
+
+
+def _arrivals(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/sent", timeout=5) as answer:
+        found: dict[str, float] = json.loads(answer.read())
+        return found
+
+
+async def _post(api_port: int, bodies: list[bytes], rate: float) -> Any:
+    client = Client("127.0.0.1", api_port, API_KEY)
+    try:
+        return await open_loop(client, "/v1/emails", bodies, rate)
+    finally:
+        client.close()
+
+
+def run(rate: float, seconds: float) -> dict[str, Any]:
+    """One measurement at `rate` for `seconds`; its figures."""
+    with tempfile.TemporaryDirectory(prefix="postbox-bench-webhook-latency-") as tmp:
+        work_dir = Path(tmp)
+        redis, sink = BenchRedis(work_dir), SmtpSink(work_dir, "sink")
+        redis.start()
+        sink.start()
+        hook_port, api_port = free_port(), free_port()
+        extra = {"ENCRYPTION_KEY": KEY, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
+        env = postbox_env(redis.url, QUEUE, sink.port, **extra)
+        url = f"http://127.0.0.1:{hook_port}/hook"
+        secret = asyncio.run(_endpoint(redis.url, QUEUE, url))
+        receiver = start_receiver(hook_port, secret, work_dir)
+        api = start_api(env, api_port, work_dir / "api.log")
+        worker = start_worker(env, [], work_dir / "worker.log")
+        try:
+            worker.wait_for_log(WORKER_READY, load_settings(env).worker.processes, timeout=60)
+            warm = [payload_bytes("warm", i) for i in range(int(rate))]
+            uvloop.run(_post(api_port, warm, rate))
+            bodies = [payload_bytes("latency", i) for i in range(int(rate * seconds))]
+            posted = uvloop.run(_post(api_port, bodies, rate))
+            schema = EmailSchema()
+            ids = [
+                prepare_email(schema.load(payload("latency", i)), None).job_id
+                for i in range(len(bodies))
+            ]
+            deadline = time.monotonic() + 30
+            while len(found := _arrivals(hook_port)) < len(ids) + len(warm):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            worker.stop()
+            api.stop()
+            receiver.terminate()
+            receiver.wait(timeout=10)
+            sink.stop()
+            redis.stop()
+    latencies = [found[i] - posted.sent_at[n] for n, i in enumerate(ids) if i in found]
+    return {
+        "rate": rate,
+        "posted": posted.sent,
+        "accepted": posted.ok,
+        "events_received": len(latencies),
+        "post_to_sent_event_ms": percentiles(latencies),
+        "api_latency_ms": posted.latency_ms,
+    }
+
+
+def start_receiver(port: int, secret: str, work_dir: Path) -> subprocess.Popen[bytes]:
+    """The fast receiver, once it listens."""
+    log = (work_dir / "receiver.log").open("wb")
+    argv = [sys.executable, "-m", "bench.webhook_receiver", str(port), secret]
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port("127.0.0.1", port, timeout=10)
+    return process
+
+
+def main() -> None:
+    """Parse the options, measure, print."""
+    parser = argparse.ArgumentParser(prog="python -m bench.webhook_latency", description=__doc__)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    print(json.dumps(run(args.rate, args.seconds), indent=2))
+
+
+if __name__ == "__main__":
+    main()
