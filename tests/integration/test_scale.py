@@ -117,6 +117,9 @@ def topology(
         "SMTP_PORT": str(smtp_server.port),
         "SMTP_SECURITY": "none",
         "INSTANCE_HEARTBEAT_SECONDS": "1",
+        # Each worker instance one process, as the registry check below counts them (with
+        # its dispatcher, `postbox worker` supervises a worker child and a dispatcher child).
+        "WEBHOOK_DISPATCHER": "false",
     }
     apis: list[Instance] = []
     workers: list[Instance] = []
