@@ -3,19 +3,26 @@
 gthread's accept loop hands every connection (and every kept-alive one that becomes
 readable) to its thread pool, whose queue has no bound; past the process's capacity,
 requests waited there for tens of seconds. Measured at 3,000 POSTs/s on one process,
-parsing each request just to answer 503 costs more CPU than the process has left, so two
-bounds work together:
+parsing each request just to answer 503 costs more CPU than the process has left, so
+these bounds work together:
 
-- Here, on the accept loop's thread: with `MAX_PENDING` requests already waiting for a
-  thread, a new /v1 request is answered `503 overloaded` straight from the socket (read
-  what arrived, write a fixed answer with `Connection: close`, close): tens of
-  microseconds, no parsing, no thread.
+- Here, on the accept loop's thread: a new /v1 request is answered `503 overloaded`
+  straight from the socket (read what arrived, write a fixed answer with
+  `Connection: close`, close: tens of microseconds, no parsing, no thread) when
+  `MAX_PENDING` requests already wait for a thread, or when it already waited longer than
+  `API_MAX_QUEUE_WAIT_MS` in the kernel's accept queue (`tcp_state`: the process's own
+  clock only starts at `accept`). One whose client has already closed is closed unserved.
+- The loop accepts up to `ACCEPT_BURST` connections per wakeup (gthread takes one): each
+  wakeup of the loop's thread waits for the GIL the request threads hold, so one accept
+  per wakeup drained the accept queue slower than 3,000 connections/s arrived.
 - In the thread (`admission.py`): a request that still waited longer than
-  `API_MAX_QUEUE_WAIT_MS` is answered 503 before Flask sees it.
+  `API_MAX_QUEUE_WAIT_MS`, counted from when the kernel received it, is answered 503
+  before Flask sees it, and one whose client has gone is not enqueued.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import selectors
 import socket
@@ -23,19 +30,23 @@ import time
 from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from postbox.api import admission
+from postbox.api.tcp_state import connection_state
 
 # Requests waiting for one of the process's threads beyond which new ones are shed: a few
 # per thread keeps the wait near a tenth of a second at the process's ~500 requests/s.
 PENDING_PER_THREAD = 2
+# Connections taken from the accept queue per wakeup of the accept loop, at most.
+ACCEPT_BURST = 64
 SHED_ANSWER = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"Retry-After: " + admission.RETRY_AFTER.encode() + b"\r\nConnection: close\r\n"
     b"Content-Length: " + str(len(admission.SHED_BODY)).encode() + b"\r\n\r\n"
 ) + admission.SHED_BODY
 _GATED_PREFIXES = (b"POST /v1/", b"GET /v1/", b"DELETE /v1/")
+_NOTHING_TO_ACCEPT = (errno.EAGAIN, errno.EWOULDBLOCK)
 
 
 class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
@@ -44,28 +55,62 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         """Set up the counters of requests queued and started."""
         self._max_pending = PENDING_PER_THREAD * self.cfg.threads
+        self._max_wait = admission.DEFAULT_MAX_WAIT_SECONDS
         self._queued = 0
         self._started = itertools.count(1)
         self._last_started = 0
         super().init_process()
 
+    def load_wsgi(self) -> None:
+        """Load the app, and take the longest queue wait from its admission gate."""
+        super().load_wsgi()
+        gate = getattr(self.wsgi, "wsgi_app", None)
+        if isinstance(gate, admission.AdmissionGate):
+            self._max_wait = gate.max_wait
+
+    def accept(self, listener: socket.socket) -> None:
+        """Take up to `ACCEPT_BURST` waiting connections (gthread takes one per wakeup)."""
+        for _ in range(ACCEPT_BURST):
+            if self.nr_conns >= self.worker_connections:
+                return
+            try:
+                client, address = listener.accept()
+            except OSError as exc:
+                if exc.errno in _NOTHING_TO_ACCEPT:
+                    return
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                raise
+            self.nr_conns += 1
+            self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
+
     def enqueue_req(self, conn: Any) -> None:
-        """Queue `conn` for a thread, noting when; or shed it if too many wait already."""
-        buffered = conn.parser is not None and conn.parser.unreader.buf.getvalue()
-        if not buffered and self._queued - self._last_started >= self._max_pending:
-            self._shed(conn)
+        """Queue `conn` for a thread, noting when its request arrived; or shed it if it
+        waited too long already, or too many wait."""
+        now = time.monotonic()
+        if conn.parser is not None and conn.parser.unreader.buf.getvalue():
+            self._enqueue(conn, now)  # the next request, read ahead with the last one
             return
-        self._queued += 1
-        conn.postbox_queued_at = time.monotonic()
-        super().enqueue_req(conn)
+        state = connection_state(conn.sock)
+        if state.client_gone:
+            self._drop(conn)
+        elif state.age > self._max_wait or self._queued - self._last_started >= self._max_pending:
+            self._shed(conn, now - state.age)
+        else:
+            self._enqueue(conn, now - state.age)
 
     def handle(self, conn: Any) -> Any:
         """Serve `conn` on this thread, telling the gate how long it waited."""
         self._last_started = next(self._started)
-        admission.arrived(conn.postbox_queued_at)
+        admission.arrived(conn.postbox_queued_at, conn.sock)
         return super().handle(conn)
 
-    def _shed(self, conn: Any) -> None:
+    def _enqueue(self, conn: Any, arrived_at: float) -> None:
+        self._queued += 1
+        conn.postbox_queued_at = arrived_at
+        super().enqueue_req(conn)
+
+    def _shed(self, conn: Any, arrived_at: float) -> None:
         sock = conn.sock
         sock.setblocking(False)
         try:
@@ -76,9 +121,7 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         except OSError:
             head = b""
         if head and not head.startswith(_GATED_PREFIXES):
-            self._queued += 1
-            conn.postbox_queued_at = time.monotonic()
-            super().enqueue_req(conn)  # probes and metrics are never shed
+            self._enqueue(conn, arrived_at)  # probes and metrics are never shed
             return
         admission.count_shed()
         try:
@@ -86,6 +129,12 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
             sock.send(SHED_ANSWER)
         except OSError:
             pass
+        self.nr_conns -= 1
+        conn.close()
+
+    def _drop(self, conn: Any) -> None:
+        """Close a connection whose client has gone: nobody reads an answer."""
+        admission.count_shed()
         self.nr_conns -= 1
         conn.close()
 
