@@ -133,8 +133,13 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         conn.close()
 
     def _drop(self, conn: Any) -> None:
-        """Close a connection whose client has gone: nobody reads an answer."""
-        admission.count_shed()
+        """Close a connection whose client has gone: nobody reads an answer. Counted as shed
+        when a request came before (a client closing an idle connection gave up nothing)."""
+        try:
+            if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                admission.count_shed()
+        except OSError:
+            pass
         self.nr_conns -= 1
         conn.close()
 
