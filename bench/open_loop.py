@@ -42,10 +42,12 @@ class Answer:
     latency: float
     lag: float = 0.0
     connect: float = 0.0
+    index: int = -1
 
 
 @dataclass
 class _Request:
+    index: int
     data: bytes
     scheduled: float
     sent: float
@@ -81,16 +83,17 @@ class OpenLoop:
         index, count = 0, len(bodies)
         try:
             while index < count or self._outstanding:
+                wait = 0.05 if index >= count else max(0.0, start + times[index] - clock())
+                for fd, events in self._poll.poll(min(wait, 0.05)):
+                    self._on_event(fd, events)
+                # Answers already received count, even if this process ran late to read them.
+                self._expire(clock())
                 now = clock()
                 while index < count and start + times[index] <= now:
                     body = bodies[index]
                     head = self._head + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    self._send(_Request(head + body, start + times[index], now), now)
+                    self._send(_Request(index, head + body, start + times[index], now), now)
                     index += 1
-                self._expire(now)
-                wait = 0.05 if index >= count else max(0.0, start + times[index] - clock())
-                for fd, events in self._poll.poll(min(wait, 0.05)):
-                    self._on_event(fd, events)
         finally:
             self._close_all()
 
@@ -107,7 +110,11 @@ class OpenLoop:
         self._connect(request, now)
 
     def _connect(self, request: _Request, now: float) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError as exc:  # this process's open files (20,000 here) all in use
+            self._finish(request, _error_name(exc.errno or 0))
+            return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request.sock, request.connecting_since, request.reused = sock, now, False
@@ -162,6 +169,22 @@ class OpenLoop:
         except OSError as exc:
             self._failed(request, exc)
             return
+        self._received(request, chunk)
+
+    def _drain(self, request: _Request) -> None:
+        """Read what already arrived for `request` (its answer may wait unread in the
+        socket while this process ran late)."""
+        while request.sock is not None and request.connecting_since is None:
+            try:
+                chunk = request.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._failed(request, exc)
+                return
+            self._received(request, chunk)
+
+    def _received(self, request: _Request, chunk: bytes) -> None:
         if not chunk:
             self._failed(request, ConnectionResetError())
             return
@@ -198,7 +221,9 @@ class OpenLoop:
         now = time.monotonic()
         lag = request.sent - request.scheduled
         latency = now - request.scheduled
-        self.answers.append(Answer(status, code, retry_after, latency, lag, request.connect))
+        self.answers.append(
+            Answer(status, code, retry_after, latency, lag, request.connect, request.index)
+        )
         request.done = True
         self._outstanding -= 1
         self._release(request, keep)
@@ -221,6 +246,8 @@ class OpenLoop:
     def _expire(self, now: float) -> None:
         while self._deadlines and (self._deadlines[0][0] <= now or self._deadlines[0][2].done):
             _, _, request = heapq.heappop(self._deadlines)
+            if not request.done:
+                self._drain(request)
             if not request.done:
                 self._finish(request, TimeoutError.__name__)  # closes it: the client gives up
 

@@ -28,7 +28,7 @@ import resource
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def offer(
     start = time.monotonic() + 0.05 if start is None else start
     loop = OpenLoop("127.0.0.1", port, api_key, "/v1/emails", timeout)
     loop.run(bodies, [index / rate for index in indices], start)
-    return loop.answers
+    return [replace(answer, index=indices[answer.index]) for answer in loop.answers]
 
 
 def generate(
@@ -132,6 +132,24 @@ def summary(answers: list[Answer]) -> dict[str, Any]:
     }
 
 
+def queued_not_accepted(client: Any, answers: list[Answer]) -> dict[str, Any]:
+    """The emails Redis holds whose request was not answered 202: what their client saw
+    (status), and when (ms from the scheduled send; how long its connect took)."""
+    by_index = {answer.index: answer for answer in answers}
+    accepted = {index for index, answer in by_index.items() if answer.status == "202"}
+    found: list[Answer] = []
+    for job_id in client.lrange(f"bull:{QUEUE}:wait", 0, -1):
+        data = client.hget(f"bull:{QUEUE}:{job_id}", "data")
+        index = int(json.loads(data)["summary"]["subject"].rsplit(" ", 1)[1])
+        if index not in accepted:
+            found.append(by_index[index])
+    return {
+        "statuses": dict(Counter(a.status for a in found)),
+        "latency_ms": percentiles([a.latency for a in found]),
+        "connect_ms": percentiles([a.connect for a in found]),
+    }
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
     fields = [int(part) for part in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -160,6 +178,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(1)  # a request still being served when its client gave up
             row["queued"] = int(redis.client.llen(f"bull:{QUEUE}:wait"))
             row["queued_equals_accepted"] = row["queued"] == row["accepted"]
+            row["queued_not_accepted"] = queued_not_accepted(redis.client, offered["answers"])
         finally:
             api.stop()
             redis.stop()

@@ -22,11 +22,13 @@ these bounds work together:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -47,6 +49,7 @@ SHED_ANSWER = (
 ) + admission.SHED_BODY
 _GATED_PREFIXES = (b"POST /v1/", b"GET /v1/", b"DELETE /v1/")
 _NOTHING_TO_ACCEPT = (errno.EAGAIN, errno.EWOULDBLOCK)
+_READ_BYTES = 1 << 16
 
 
 class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
@@ -81,70 +84,88 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
                 if exc.errno == errno.ECONNABORTED:
                     continue
                 raise
-            self.nr_conns += 1
-            self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
+            self._take(client, partial(self._new_conn, client, address, listener))
 
     def enqueue_req(self, conn: Any) -> None:
         """Queue `conn` for a thread, noting when its request arrived; or shed it if it
-        waited too long already, or too many wait."""
-        now = time.monotonic()
+        waited too long already, or too many wait (gthread calls this for a kept-alive
+        connection that became readable, and with a request read ahead)."""
         if conn.parser is not None and conn.parser.unreader.buf.getvalue():
-            self._enqueue(conn, now)  # the next request, read ahead with the last one
+            self._enqueue(conn, time.monotonic())  # the next request, read with the last
             return
-        state = connection_state(conn.sock)
-        if state.client_gone:
-            self._drop(conn)
-        elif state.age > self._max_wait or self._queued - self._last_started >= self._max_pending:
-            self._shed(conn, now - state.age)
-        else:
-            self._enqueue(conn, now - state.age)
+        self.nr_conns -= 1  # `_take` counts it again if it stays
+        self._take(conn.sock, lambda: conn)
 
     def handle(self, conn: Any) -> Any:
         """Serve `conn` on this thread, telling the gate how long it waited."""
         self._last_started = next(self._started)
         admission.arrived(conn.postbox_queued_at, conn.sock)
+        head = getattr(conn, "postbox_head", None)
+        if head is not None:  # read by the accept loop: give it back to the parser
+            conn.postbox_head = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(head)
+            conn.data_ready = True
         return super().handle(conn)
+
+    def _take(self, sock: socket.socket, make_conn: Callable[[], Any]) -> None:
+        """Serve, shed or close the connection on `sock`; `make_conn` gives its TConn.
+
+        Every socket call lets a request thread take the GIL, for up to the switch
+        interval: the shed path makes four (accept, recv, send, close) and no TConn.
+        """
+        now = time.monotonic()
+        state = connection_state(sock)
+        if state.client_gone:
+            self._close_gone(sock)
+            return
+        arrived_at = now - state.age
+        saturated = self._queued - self._last_started >= self._max_pending
+        if not (state.age > self._max_wait or saturated) or self.cfg.is_ssl:
+            self._enqueue(self._counted(make_conn()), arrived_at)
+            return
+        try:
+            head = sock.recv(_READ_BYTES, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            self._wait_for_request(self._counted(make_conn()))
+            return
+        except OSError:
+            head = b""
+        if head and not head.startswith(_GATED_PREFIXES):
+            conn = self._counted(make_conn())  # probes and metrics are never shed
+            conn.postbox_head = head
+            self._enqueue(conn, arrived_at)
+            return
+        admission.count_shed()
+        with contextlib.suppress(OSError):
+            sock.send(SHED_ANSWER, socket.MSG_DONTWAIT)
+        sock.close()
+
+    def _new_conn(self, client: socket.socket, address: Any, listener: socket.socket) -> Any:
+        return TConn(self.cfg, client, address, listener.getsockname())
+
+    def _counted(self, conn: Any) -> Any:
+        self.nr_conns += 1
+        return conn
 
     def _enqueue(self, conn: Any, arrived_at: float) -> None:
         self._queued += 1
         conn.postbox_queued_at = arrived_at
         super().enqueue_req(conn)
 
-    def _shed(self, conn: Any, arrived_at: float) -> None:
-        sock = conn.sock
-        sock.setblocking(False)
-        try:
-            head = sock.recv(16, socket.MSG_PEEK)
-        except BlockingIOError:
-            self._wait_for_request(conn)
-            return
-        except OSError:
-            head = b""
-        if head and not head.startswith(_GATED_PREFIXES):
-            self._enqueue(conn, arrived_at)  # probes and metrics are never shed
-            return
-        admission.count_shed()
-        try:
-            sock.recv(1 << 16)
-            sock.send(SHED_ANSWER)
-        except OSError:
-            pass
-        self.nr_conns -= 1
-        conn.close()
-
-    def _drop(self, conn: Any) -> None:
+    @staticmethod
+    def _close_gone(sock: socket.socket) -> None:
         """Close a connection whose client has gone: nobody reads an answer. Counted as shed
         when a request came before (a client closing an idle connection gave up nothing)."""
-        try:
-            if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+        with contextlib.suppress(OSError):
+            if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
                 admission.count_shed()
-        except OSError:
-            pass
-        self.nr_conns -= 1
-        conn.close()
+        sock.close()
 
     def _wait_for_request(self, conn: Any) -> None:
         """A connection accepted before its request arrived: decide when it does."""
+        conn.sock.setblocking(False)
         conn.timeout = time.monotonic() + self.cfg.keepalive
         self.pending_conns.append(conn)
         self.poller.register(
