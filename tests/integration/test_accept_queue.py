@@ -54,6 +54,13 @@ def post(port: int, index: int) -> socket.socket:
     return sock
 
 
+def probe(port: int) -> socket.socket:
+    """Connect and send GET /healthz (probes are never shed)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    return sock
+
+
 def answer(sock: socket.socket) -> bytes:
     """Everything the server sent before closing (or 5 s)."""
     chunks = []
@@ -76,12 +83,15 @@ def test_requests_older_than_the_wait_bound_are_shed_and_none_given_up_is_queued
     try:
         gone = [post(one_process.port, index) for index in range(GONE)]
         waiting = [post(one_process.port, GONE + index) for index in range(WAITING)]
+        health = probe(one_process.port)
         time.sleep(STOPPED_SECONDS)
         for sock in gone:
             sock.close()
     finally:
         os.kill(worker, signal.SIGCONT)
     heads = [answer(sock) for sock in waiting]
+    # Read by the accept loop to see what it was, then handed to gunicorn's parser.
+    assert answer(health).startswith(b"HTTP/1.1 200 ")
     for head in heads:
         assert head.startswith(b"HTTP/1.1 503 "), head
         assert b"Retry-After: 1" in head, head
