@@ -8,13 +8,14 @@ these bounds work together:
 
 - Here, on the accept loop's thread: a new /v1 request is answered `503 overloaded`
   straight from the socket (read what arrived, write a fixed answer with
-  `Connection: close`, close: tens of microseconds, no parsing, no thread) when
-  `MAX_PENDING` requests already wait for a thread, or when it already waited longer than
-  `API_MAX_QUEUE_WAIT_MS` in the kernel's accept queue (`tcp_state`: the process's own
-  clock only starts at `accept`). One whose client has already closed is closed unserved.
+  `Connection: close`, close: no parsing, no thread) when `PENDING_PER_THREAD` per thread
+  already wait for one, or when it already waited longer than `API_MAX_QUEUE_WAIT_MS` in
+  the kernel's accept queue (`tcp_state`: the process's own clock only starts at
+  `accept`). One whose client has already closed is closed unserved.
 - The loop accepts up to `ACCEPT_BURST` connections per wakeup (gthread takes one): each
-  wakeup of the loop's thread waits for the GIL the request threads hold, so one accept
-  per wakeup drained the accept queue slower than 3,000 connections/s arrived.
+  wakeup of the loop's thread, like each of its socket calls, may wait for the GIL behind
+  the request threads, and the accept queue must drain as fast as connections arrive, or
+  it overflows and Linux drops their SYNs (the client resends after 1 s).
 - In the thread (`admission.py`): a request that still waited longer than
   `API_MAX_QUEUE_WAIT_MS`, counted from when the kernel received it, is answered 503
   before Flask sees it, and one whose client has gone is not enqueued.
@@ -38,7 +39,8 @@ from postbox.api import admission
 from postbox.api.tcp_state import connection_state
 
 # Requests waiting for one of the process's threads beyond which new ones are shed: a few
-# per thread keeps the wait near a tenth of a second at the process's ~500 requests/s.
+# per thread keep the threads busy through a burst; 16 waiting for 8 threads add 35-55 ms at
+# the 300-450 requests/s one process serves on the 2-core test machine.
 PENDING_PER_THREAD = 2
 # Connections taken from the accept queue per wakeup of the accept loop, at most.
 ACCEPT_BURST = 64
@@ -165,7 +167,6 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
 
     def _wait_for_request(self, conn: Any) -> None:
         """A connection accepted before its request arrived: decide when it does."""
-        conn.sock.setblocking(False)
         conn.timeout = time.monotonic() + self.cfg.keepalive
         self.pending_conns.append(conn)
         self.poller.register(
