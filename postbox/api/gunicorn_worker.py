@@ -3,39 +3,55 @@
 gthread's accept loop hands every connection (and every kept-alive one that becomes
 readable) to its thread pool, whose queue has no bound; past the process's capacity,
 requests waited there for tens of seconds. Measured at 3,000 POSTs/s on one process,
-parsing each request just to answer 503 costs more CPU than the process has left, so two
-bounds work together:
+parsing each request just to answer 503 costs more CPU than the process has left, so
+these bounds work together:
 
-- Here, on the accept loop's thread: with `MAX_PENDING` requests already waiting for a
-  thread, a new /v1 request is answered `503 overloaded` straight from the socket (read
-  what arrived, write a fixed answer with `Connection: close`, close): tens of
-  microseconds, no parsing, no thread.
+- Here, on the accept loop's thread: a new /v1 request is answered `503 overloaded`
+  straight from the socket (read what arrived, write a fixed answer with
+  `Connection: close`, close: no parsing, no thread) when `PENDING_PER_THREAD` per thread
+  already wait for one, or when it already waited longer than `API_MAX_QUEUE_WAIT_MS` in
+  the kernel's accept queue (`tcp_state`: the process's own clock only starts at
+  `accept`). One whose client has already closed is closed unserved.
+- The loop accepts up to `ACCEPT_BURST` connections per wakeup (gthread takes one): each
+  wakeup of the loop's thread, like each of its socket calls, may wait for the GIL behind
+  the request threads, and the accept queue must drain as fast as connections arrive, or
+  it overflows and Linux drops their SYNs (the client resends after 1 s).
 - In the thread (`admission.py`): a request that still waited longer than
-  `API_MAX_QUEUE_WAIT_MS` is answered 503 before Flask sees it.
+  `API_MAX_QUEUE_WAIT_MS`, counted from when the kernel received it, is answered 503
+  before Flask sees it, and one whose client has gone is not enqueued.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from postbox.api import admission
+from postbox.api.tcp_state import connection_state
 
 # Requests waiting for one of the process's threads beyond which new ones are shed: a few
-# per thread keeps the wait near a tenth of a second at the process's ~500 requests/s.
+# per thread keep the threads busy through a burst; 16 waiting for 8 threads add 35-55 ms at
+# the 300-450 requests/s one process serves on the 2-core test machine.
 PENDING_PER_THREAD = 2
+# Connections taken from the accept queue per wakeup of the accept loop, at most.
+ACCEPT_BURST = 64
 SHED_ANSWER = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"Retry-After: " + admission.RETRY_AFTER.encode() + b"\r\nConnection: close\r\n"
     b"Content-Length: " + str(len(admission.SHED_BODY)).encode() + b"\r\n\r\n"
 ) + admission.SHED_BODY
 _GATED_PREFIXES = (b"POST /v1/", b"GET /v1/", b"DELETE /v1/")
+_NOTHING_TO_ACCEPT = (errno.EAGAIN, errno.EWOULDBLOCK)
+_READ_BYTES = 1 << 16
 
 
 class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
@@ -44,50 +60,110 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         """Set up the counters of requests queued and started."""
         self._max_pending = PENDING_PER_THREAD * self.cfg.threads
+        self._max_wait = admission.DEFAULT_MAX_WAIT_SECONDS
         self._queued = 0
         self._started = itertools.count(1)
         self._last_started = 0
         super().init_process()
 
+    def load_wsgi(self) -> None:
+        """Load the app, and take the longest queue wait from its admission gate."""
+        super().load_wsgi()
+        gate = getattr(self.wsgi, "wsgi_app", None)
+        if isinstance(gate, admission.AdmissionGate):
+            self._max_wait = gate.max_wait
+
+    def accept(self, listener: socket.socket) -> None:
+        """Take up to `ACCEPT_BURST` waiting connections (gthread takes one per wakeup)."""
+        for _ in range(ACCEPT_BURST):
+            if self.nr_conns >= self.worker_connections:
+                return
+            try:
+                client, address = listener.accept()
+            except OSError as exc:
+                if exc.errno in _NOTHING_TO_ACCEPT:
+                    return
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                raise
+            self._take(client, partial(self._new_conn, client, address, listener))
+
     def enqueue_req(self, conn: Any) -> None:
-        """Queue `conn` for a thread, noting when; or shed it if too many wait already."""
-        buffered = conn.parser is not None and conn.parser.unreader.buf.getvalue()
-        if not buffered and self._queued - self._last_started >= self._max_pending:
-            self._shed(conn)
+        """Queue `conn` for a thread, noting when its request arrived; or shed it if it
+        waited too long already, or too many wait (gthread calls this for a kept-alive
+        connection that became readable, and with a request read ahead)."""
+        if conn.parser is not None and conn.parser.unreader.buf.getvalue():
+            self._enqueue(conn, time.monotonic())  # the next request, read with the last
             return
-        self._queued += 1
-        conn.postbox_queued_at = time.monotonic()
-        super().enqueue_req(conn)
+        self.nr_conns -= 1  # `_take` counts it again if it stays
+        self._take(conn.sock, lambda: conn)
 
     def handle(self, conn: Any) -> Any:
         """Serve `conn` on this thread, telling the gate how long it waited."""
         self._last_started = next(self._started)
-        admission.arrived(conn.postbox_queued_at)
+        admission.arrived(conn.postbox_queued_at, conn.sock)
+        head = getattr(conn, "postbox_head", None)
+        if head is not None:  # read by the accept loop: give it back to the parser
+            conn.postbox_head = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(head)
+            conn.data_ready = True
         return super().handle(conn)
 
-    def _shed(self, conn: Any) -> None:
-        sock = conn.sock
-        sock.setblocking(False)
+    def _take(self, sock: socket.socket, make_conn: Callable[[], Any]) -> None:
+        """Serve, shed or close the connection on `sock`; `make_conn` gives its TConn.
+
+        Every socket call lets a request thread take the GIL, for up to the switch
+        interval: the shed path makes four (accept, recv, send, close) and no TConn.
+        """
+        now = time.monotonic()
+        state = connection_state(sock)
+        if state.client_gone:
+            self._close_gone(sock)
+            return
+        arrived_at = now - state.age
+        saturated = self._queued - self._last_started >= self._max_pending
+        if not (state.age > self._max_wait or saturated) or self.cfg.is_ssl:
+            self._enqueue(self._counted(make_conn()), arrived_at)
+            return
         try:
-            head = sock.recv(16, socket.MSG_PEEK)
+            head = sock.recv(_READ_BYTES, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            self._wait_for_request(conn)
+            self._wait_for_request(self._counted(make_conn()))
             return
         except OSError:
             head = b""
         if head and not head.startswith(_GATED_PREFIXES):
-            self._queued += 1
-            conn.postbox_queued_at = time.monotonic()
-            super().enqueue_req(conn)  # probes and metrics are never shed
+            conn = self._counted(make_conn())  # probes and metrics are never shed
+            conn.postbox_head = head
+            self._enqueue(conn, arrived_at)
             return
         admission.count_shed()
-        try:
-            sock.recv(1 << 16)
-            sock.send(SHED_ANSWER)
-        except OSError:
-            pass
-        self.nr_conns -= 1
-        conn.close()
+        with contextlib.suppress(OSError):
+            sock.send(SHED_ANSWER, socket.MSG_DONTWAIT)
+        sock.close()
+
+    def _new_conn(self, client: socket.socket, address: Any, listener: socket.socket) -> Any:
+        return TConn(self.cfg, client, address, listener.getsockname())
+
+    def _counted(self, conn: Any) -> Any:
+        self.nr_conns += 1
+        return conn
+
+    def _enqueue(self, conn: Any, arrived_at: float) -> None:
+        self._queued += 1
+        conn.postbox_queued_at = arrived_at
+        super().enqueue_req(conn)
+
+    @staticmethod
+    def _close_gone(sock: socket.socket) -> None:
+        """Close a connection whose client has gone: nobody reads an answer. Counted as shed
+        when a request came before (a client closing an idle connection gave up nothing)."""
+        with contextlib.suppress(OSError):
+            if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                admission.count_shed()
+        sock.close()
 
     def _wait_for_request(self, conn: Any) -> None:
         """A connection accepted before its request arrived: decide when it does."""

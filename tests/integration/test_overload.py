@@ -8,7 +8,6 @@ figure lives in `python -m bench.overload`; this burst is kept small for a share
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def test_a_saturated_process_answers_every_request_fast_and_queues_only_the_acce
     one_process: Process, redis_client: sync_redis.Redis
 ) -> None:
     assert one_process.port is not None
-    answers = asyncio.run(offer(one_process.port, RATE, SECONDS, API_KEY, timeout=10))
+    answers = offer(one_process.port, RATE, SECONDS, API_KEY, timeout=10)
     found = summary(answers)
     assert found["unanswered"] == 0, found
     assert set(found["statuses"]) <= {"202", "503"}, found
