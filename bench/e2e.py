@@ -53,7 +53,8 @@ class E2eResult:
         return dict(self.__dict__)
 
 
-async def _post(port: int, bodies: list[bytes], rate: float) -> OpenLoopResult:
+async def post_at_rate(port: int, bodies: list[bytes], rate: float) -> OpenLoopResult:
+    """POST each body to /v1/emails at `rate` per second (open loop)."""
     client = Client("127.0.0.1", port, API_KEY)
     try:
         return await open_loop(client, "/v1/emails", bodies, rate)
@@ -115,11 +116,11 @@ def _measure(
 ) -> _Measured:
     """Post `bodies` at `rate` after one unmeasured second; wait for their arrival."""
     warm = [payload_bytes("warm-up", i) for i in range(int(rate))]
-    uvloop.run(_post(port, warm, rate))  # connections, first-use set-up in each process
+    uvloop.run(post_at_rate(port, warm, rate))  # connections, first-use set-up in each process
     _wait_for_files(dump, len(warm))
     other = proc_stats.OtherLoad([api_pid, redis.pid, worker.pid, *helper_pids])
     calls_before = redis.calls()
-    posted = uvloop.run(_post(port, bodies, rate))
+    posted = uvloop.run(post_at_rate(port, bodies, rate))
     _wait_for_files(dump, len(warm) + len(bodies))
     calls_after = redis.calls()
     leaves = [p for p in proc_stats.tree(worker.pid) if not proc_stats.children(p)]

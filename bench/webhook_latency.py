@@ -24,10 +24,9 @@ from typing import Any
 
 import uvloop
 
-from bench.api_load import open_loop
+from bench.e2e import post_at_rate
 from bench.emails import payload, payload_bytes
-from bench.http_client import Client
-from bench.processes import API_KEY, WORKER_READY, postbox_env, start_api, start_worker
+from bench.processes import WORKER_READY, postbox_env, start_api, start_worker
 from bench.services import BenchRedis, SmtpSink
 from bench.stats import percentiles
 from bench.webhook_drain import KEY, _endpoint
@@ -43,14 +42,6 @@ def _arrivals(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/sent", timeout=5) as answer:
         found: dict[str, float] = json.loads(answer.read())
         return found
-
-
-async def _post(api_port: int, bodies: list[bytes], rate: float) -> Any:
-    client = Client("127.0.0.1", api_port, API_KEY)
-    try:
-        return await open_loop(client, "/v1/emails", bodies, rate)
-    finally:
-        client.close()
 
 
 def run(rate: float, seconds: float) -> dict[str, Any]:
@@ -71,9 +62,9 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         try:
             worker.wait_for_log(WORKER_READY, load_settings(env).worker.processes, timeout=60)
             warm = [payload_bytes("warm", i) for i in range(int(rate))]
-            uvloop.run(_post(api_port, warm, rate))
+            uvloop.run(post_at_rate(api_port, warm, rate))
             bodies = [payload_bytes("latency", i) for i in range(int(rate * seconds))]
-            posted = uvloop.run(_post(api_port, bodies, rate))
+            posted = uvloop.run(post_at_rate(api_port, bodies, rate))
             schema = EmailSchema()
             ids = [
                 prepare_email(schema.load(payload("latency", i)), None).job_id

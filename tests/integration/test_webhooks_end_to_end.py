@@ -55,6 +55,12 @@ def _types(by_email: dict[str, list[dict[str, Any]]], email_id: str) -> list[str
     return [event["type"] for event in by_email.get(email_id, [])]
 
 
+def _queued_and_sent(route: Any, ids: set[str]) -> bool:
+    """Every email in `ids` got exactly its email.queued, then its email.sent."""
+    by_email = _events_by_email(route)
+    return all(_types(by_email, i) == ["email.queued", "email.sent"] for i in ids)
+
+
 def test_every_email_of_2000_has_its_queued_and_sent_events(
     api, redis_url, redis_client, smtp_server, worker_factory, dispatcher_factory, receiver
 ):
@@ -64,11 +70,7 @@ def test_every_email_of_2000_has_its_queued_and_sent_events(
     ids = _post_batches(api, 2000, "e2e")
     worker_factory()
 
-    def complete() -> bool:
-        by_email = _events_by_email(route)
-        return all(_types(by_email, i) == ["email.queued", "email.sent"] for i in ids)
-
-    wait_until(complete, timeout=90)
+    wait_until(lambda: _queued_and_sent(route, ids), timeout=90)
     assert all(r.verified for r in route.received)
     duplicates = len(route.received) - len({r.webhook_id for r in route.received})
     print(f"{len(route.received)} deliveries for {2 * len(ids)} events, {duplicates} repeated")
@@ -111,12 +113,7 @@ def test_a_redis_restart_with_aof_loses_no_event(
         wait_until(lambda: len(route.received) >= 300, timeout=60)
         redis.stop()
         redis.start()
-
-        def complete() -> bool:
-            by_email = _events_by_email(route)
-            return all(_types(by_email, i) == ["email.queued", "email.sent"] for i in ids)
-
-        wait_until(complete, timeout=60)
+        wait_until(lambda: _queued_and_sent(route, ids), timeout=60)
     finally:
         redis.stop()
 
