@@ -64,6 +64,7 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         self._queued = 0
         self._started = itertools.count(1)
         self._last_started = 0
+        self._serving_since = time.monotonic()
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -72,6 +73,10 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         gate = getattr(self.wsgi, "wsgi_app", None)
         if isinstance(gate, admission.AdmissionGate):
             self._max_wait = gate.max_wait
+        # A request that came while this process was starting waited for the start, not
+        # behind other requests: its wait counts from now (`postbox dev`'s first request,
+        # sent as soon as the port listened, was shed as overloaded).
+        self._serving_since = time.monotonic()
 
     def accept(self, listener: socket.socket) -> None:
         """Take up to `ACCEPT_BURST` waiting connections (gthread takes one per wakeup)."""
@@ -122,9 +127,10 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         if state.client_gone:
             self._close_gone(sock)
             return
-        arrived_at = now - state.age
+        age = min(state.age, now - self._serving_since)
+        arrived_at = now - age
         saturated = self._queued - self._last_started >= self._max_pending
-        if not (state.age > self._max_wait or saturated) or self.cfg.is_ssl:
+        if not (age > self._max_wait or saturated) or self.cfg.is_ssl:
             self._enqueue(self._counted(make_conn()), arrived_at)
             return
         try:

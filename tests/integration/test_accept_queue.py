@@ -22,7 +22,8 @@ import redis as sync_redis
 
 from bench.emails import payload_bytes
 from bench.proc_stats import children, tree
-from tests.integration.serving import Process, api_only
+from postbox.dev.ports import free_port
+from tests.integration.serving import Process, api_only, start
 from tests.support import API_KEY
 
 GONE = 20  # clients that give up while the process is stopped
@@ -100,3 +101,31 @@ def test_requests_older_than_the_wait_bound_are_shed_and_none_given_up_is_queued
     # The process serves as before once it gets the CPU.
     assert answer(post(one_process.port, GONE + WAITING)).startswith(b"HTTP/1.1 202 ")
     assert redis_client.llen("bull:email:wait") == 1
+
+
+def test_a_request_that_came_while_the_process_started_is_served(
+    service_env: dict[str, str], tmp_path: Path, redis_client: sync_redis.Redis
+) -> None:
+    # The listening socket is open before the process has loaded the app (~1 s): a request
+    # sent then waited for the start, not behind other requests, and was shed as overloaded.
+    port = free_port()
+    env = {**service_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    api = start("api", ["serve", "--no-worker"], env, tmp_path, port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sent_at = time.monotonic()
+                sock = post(port, 0)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        head = answer(sock)
+        waited = time.monotonic() - sent_at
+        assert head.startswith(b"HTTP/1.1 202 "), head
+        assert redis_client.llen("bull:email:wait") == 1
+        print(f"the first request waited {waited:.2f} s for the process to start")
+    finally:
+        api.stop()
