@@ -38,10 +38,11 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from postbox.api import admission
 from postbox.api.tcp_state import connection_state
 
-# Requests waiting for one of the process's threads beyond which new ones are shed: a few
-# per thread keep the threads busy through a burst; 16 waiting for 8 threads add 35-55 ms at
-# the 300-450 requests/s one process serves on the 2-core test machine.
-PENDING_PER_THREAD = 2
+# Requests waiting for one of the process's threads beyond which new ones are shed: 24 of 8
+# threads. Each adds ~3 ms of wait to the next at the ~300 requests/s one process serves
+# while shedding on the 2-core test machine. With 2 per thread (16), the scale test's client,
+# 24 requests in flight, at times all on one process, had some shed on a busy machine.
+PENDING_PER_THREAD = 3
 # Connections taken from the accept queue per wakeup of the accept loop, at most.
 ACCEPT_BURST = 64
 SHED_ANSWER = (
@@ -91,7 +92,7 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
                 if exc.errno == errno.ECONNABORTED:
                     continue
                 raise
-            self._take(client, partial(self._new_conn, client, address, listener))
+            self._take(client, partial(self._new_conn, client, address, listener), True)
 
     def enqueue_req(self, conn: Any) -> None:
         """Queue `conn` for a thread, noting when its request arrived; or shed it if it
@@ -101,7 +102,7 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
             self._enqueue(conn, time.monotonic())  # the next request, read with the last
             return
         self.nr_conns -= 1  # `_take` counts it again if it stays
-        self._take(conn.sock, lambda: conn)
+        self._take(conn.sock, lambda: conn, False)
 
     def handle(self, conn: Any) -> Any:
         """Serve `conn` on this thread, telling the gate how long it waited."""
@@ -116,8 +117,14 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
             conn.data_ready = True
         return super().handle(conn)
 
-    def _take(self, sock: socket.socket, make_conn: Callable[[], Any]) -> None:
+    def _take(self, sock: socket.socket, make_conn: Callable[[], Any], accepted: bool) -> None:
         """Serve, shed or close the connection on `sock`; `make_conn` gives its TConn.
+
+        Just `accepted`, its request's wait counts from when the kernel received it: it may
+        have waited in the accept queue for any time, unseen. A kept-alive connection's
+        request (or one that came after its connection was accepted) was seen by the loop's
+        poller when the loop last ran, and counts from now, as gthread counts; in both
+        cases a client that has closed the connection meanwhile is seen here.
 
         Every socket call lets a request thread take the GIL, for up to the switch
         interval: the shed path makes four (accept, recv, send, close) and no TConn.
@@ -127,7 +134,8 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         if state.client_gone:
             self._close_gone(sock)
             return
-        age = min(state.age, now - self._serving_since)
+        # A request that came while this process was starting waited for the start.
+        age = min(state.age, now - self._serving_since) if accepted else 0.0
         arrived_at = now - age
         saturated = self._queued - self._last_started >= self._max_pending
         if not (age > self._max_wait or saturated) or self.cfg.is_ssl:
