@@ -36,8 +36,8 @@ T = TypeVar("T")
 # keep the process busy while others wait on Redis; more only queue for the GIL, and the
 # accept loop, which sheds the excess, waits behind them on each socket call. At 3,000
 # requests/s on one process, 16 threads left connections in the accept queue long enough
-# to overflow it (connect p99 4.1-4.2 s, 16,000-19,000 of 30,000 answers over 1 s); 8 answered
-# all but 5 of 90,000 within 1 s over three runs (README, Guarantees).
+# to overflow it (connect p99 4.1-4.2 s, 16,328-18,816 of 30,000 answers over 1 s); 8 threads
+# 0-5 in three runs back to back with those (README, Guarantees).
 GUNICORN_THREADS = 8
 
 
