@@ -27,11 +27,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bench import webhook_receiver
 from bench.drain import Setup, drain_postbox
 from bench.emails import prepare_many
 from bench.services import ROOT, BenchRedis, SmtpSink
 from bench.webhooks import _count
-from postbox.dev.ports import free_port, wait_for_port
+from postbox.dev.ports import free_port
 from postbox.webhooks.endpoints import EndpointStore
 from postbox.webhooks.secret_box import SecretBox
 
@@ -64,11 +65,9 @@ def _hooked_drain(setup: Setup, emails: list[Any], label: str) -> dict[str, Any]
     queue = f"drain-{label}"  # drain_postbox's queue for `label`
     port = free_port()
     secret = asyncio.run(_endpoint(setup.redis.url, queue, f"http://127.0.0.1:{port}/hook"))
-    argv = [sys.executable, "-m", "bench.webhook_receiver", str(port), secret]
-    receiver = subprocess.Popen(argv, cwd=ROOT)
+    receiver = webhook_receiver.start(port, secret, setup.work_dir / f"receiver-{label}.log")
     finisher: subprocess.Popen[bytes] | None = None
     try:
-        wait_for_port("127.0.0.1", port, timeout=10)
         extra = {"ENCRYPTION_KEY": KEY, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
         result = drain_postbox(setup, emails, label, None, **extra).to_json()
         during = _count(port)["requests"]

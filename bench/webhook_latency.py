@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -24,6 +22,7 @@ from typing import Any
 
 import uvloop
 
+from bench import webhook_receiver
 from bench.e2e import post_at_rate
 from bench.emails import payload, payload_bytes
 from bench.processes import WORKER_READY, postbox_env, start_api, start_worker
@@ -32,7 +31,7 @@ from bench.stats import percentiles
 from bench.webhook_drain import KEY, _endpoint
 from postbox.api.schemas import EmailSchema
 from postbox.config import load_settings
-from postbox.dev.ports import free_port, wait_for_port
+from postbox.dev.ports import free_port
 from postbox.queue.producer import prepare_email
 
 QUEUE = "latency"
@@ -56,7 +55,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         env = postbox_env(redis.url, QUEUE, sink.port, **extra)
         url = f"http://127.0.0.1:{hook_port}/hook"
         secret = asyncio.run(_endpoint(redis.url, QUEUE, url))
-        receiver = start_receiver(hook_port, secret, work_dir)
+        receiver = webhook_receiver.start(hook_port, secret, work_dir / "receiver.log")
         api = start_api(env, api_port, work_dir / "api.log")
         worker = start_worker(env, [], work_dir / "worker.log")
         try:
@@ -91,15 +90,6 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         "post_to_sent_event_ms": percentiles(latencies),
         "api_latency_ms": posted.latency_ms,
     }
-
-
-def start_receiver(port: int, secret: str, work_dir: Path) -> subprocess.Popen[bytes]:
-    """The fast receiver, once it listens."""
-    log = (work_dir / "receiver.log").open("wb")
-    argv = [sys.executable, "-m", "bench.webhook_receiver", str(port), secret]
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    wait_for_port("127.0.0.1", port, timeout=10)
-    return process
 
 
 def main() -> None:

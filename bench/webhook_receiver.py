@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import cast
 
 import uvloop
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
+
+from bench.services import ROOT
+from postbox.dev.ports import wait_for_port
 
 CHECK_EVERY = 50
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -101,6 +106,15 @@ class _Protocol(asyncio.Protocol):
             self._counts.took(headers, body)
             self._transport.write(_OK)
         return True
+
+
+def start(port: int, secret: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """This receiver as its own process on `port`, once it listens."""
+    argv = [sys.executable, "-m", "bench.webhook_receiver", str(port), secret]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    wait_for_port("127.0.0.1", port, timeout=10)
+    return process
 
 
 async def _serve(port: int, secret: str) -> None:

@@ -27,9 +27,10 @@ from typing import Any
 import redis as sync_redis
 import redis.asyncio as aioredis
 
+from bench import webhook_receiver
 from bench.proc_stats import cpu_seconds
 from bench.services import ROOT, BenchRedis
-from postbox.dev.ports import free_port, wait_for_port
+from postbox.dev.ports import free_port
 from postbox.queue.keys import PostboxKeys
 from postbox.webhooks.endpoints import EndpointStore
 from postbox.webhooks.secret_box import SecretBox
@@ -153,9 +154,7 @@ def run(events: int, endpoints: int, dispatchers: int, profile: str | None) -> d
         started: list[subprocess.Popen[bytes]] = []
         try:
             secret = asyncio.run(_endpoints(f"http://127.0.0.1:{port}/hook", endpoints, redis.url))
-            receiver = [sys.executable, "-m", "bench.webhook_receiver", str(port), secret]
-            started.append(subprocess.Popen(receiver, cwd=ROOT))
-            wait_for_port("127.0.0.1", port, timeout=10)
+            started.append(webhook_receiver.start(port, secret, Path(tmp) / "receiver.log"))
             assert redis.client is not None
             _fill(redis.client, events)
             started += _dispatchers(dispatchers, redis.url)
