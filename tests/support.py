@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.records import SentRecord, parse_record
 
+ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"
 TEST_ENCRYPTION_KEY = "7a" * 32
 
@@ -53,3 +58,16 @@ def sent_records(client: Any, queue: str = "email") -> dict[str, SentRecord]:
         for key, value in zip(keys, values, strict=True)
     }
     return {job_id: record for job_id, record in found.items() if record is not None}
+
+
+def run_postbox(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m postbox ARGS` to its end, with `env` over the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "postbox", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )

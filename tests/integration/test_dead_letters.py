@@ -4,16 +4,13 @@ a recipient the SMTP server refuses, delivered by a real worker process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from postbox.config import load_settings
-from tests.conftest import ROOT
-from tests.support import email_payload, wait_until
+from tests.support import email_payload, run_postbox, wait_until
 
 FAILED = "bull:email:failed"
 BAD = "bad@example.org"
@@ -50,15 +47,7 @@ def list_page(api: Any, query: str = "") -> dict[str, Any]:
 
 
 def run_cli(service_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "postbox", "dlq", *args],
-        env={**os.environ, **service_env},
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    return run_postbox(service_env, "dlq", *args)
 
 
 @REJECT

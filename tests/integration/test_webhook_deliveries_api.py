@@ -5,9 +5,7 @@ the stats' `webhooks` block; and another tenant's endpoint answering 404."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +13,7 @@ from typing import Any
 import pytest
 
 from postbox.config import key_digest, load_settings
-from tests.conftest import ROOT
-from tests.support import API_KEY, wait_until
+from tests.support import API_KEY, run_postbox, wait_until
 from tests.webhook_support import add_event
 
 OTHER_KEY = "tenant-b-key-0123456789"
@@ -192,12 +189,4 @@ def test_the_cli_lists_an_endpoints_attempts_and_failed_deliveries(
 
 
 def run_cli(service_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "postbox", "webhooks", *args],
-        env={**os.environ, **service_env},
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    return run_postbox(service_env, "webhooks", *args)
