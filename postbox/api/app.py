@@ -13,6 +13,7 @@ from postbox.api import (
     health,
     openapi,
     queue_stats,
+    suppressions,
     webhook_deliveries,
     webhooks,
 )
@@ -61,6 +62,7 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     v1.register_blueprint(dead_letters.bp)
     v1.register_blueprint(webhooks.bp)
     v1.register_blueprint(webhook_deliveries.bp)
+    v1.register_blueprint(suppressions.bp)
     app.register_blueprint(v1)
     if settings.api.dev_inbox_dir:
         from postbox.api import dev_inbox  # noqa: PLC0415  (development runs only)

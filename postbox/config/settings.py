@@ -25,6 +25,7 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.suppressions import REASONS, SuppressionSettings, ttl_variable
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
@@ -140,6 +141,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    suppressions: SuppressionSettings = field(default_factory=SuppressionSettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
     keep_completed_jobs: int = 1000
@@ -394,6 +396,14 @@ def _load_webhooks(env: _Env) -> WebhookSettings:
     )
 
 
+def _load_suppressions(env: _Env) -> SuppressionSettings:
+    ttl = {r: env.positive_int(ttl_variable(r), 0) for r in REASONS}
+    return SuppressionSettings(
+        ttl_days={reason: days for reason, days in ttl.items() if days},
+        suppress_policy_refusals=env.get("SUPPRESS_ON_POLICY_REFUSALS", False, _bool, "bad"),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from `environ` (default: the process environment).
 
@@ -407,6 +417,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
         webhooks=_load_webhooks(env),
+        suppressions=_load_suppressions(env),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"

@@ -104,6 +104,18 @@ class PostboxKeys:
         """Hash of one delivery (an event for an endpoint): the event, attempts, outcome."""
         return f"postbox:{self.queue_name}:webhook-delivery:{delivery_id}"
 
+    def suppressions(self) -> str:
+        """Hash of the suppression list: `<address> <scope>` -> the entry (JSON)."""
+        return f"postbox:{self.queue_name}:suppressions"
+
+    def suppressions_index(self) -> str:
+        """Sorted set of the same members, all scored 0, for listing in address order."""
+        return f"postbox:{self.queue_name}:suppressions:index"
+
+    def suppressions_expiry(self) -> str:
+        """Sorted set of the entries that expire, scored by when (ms)."""
+        return f"postbox:{self.queue_name}:suppressions:expiry"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"

@@ -1,0 +1,114 @@
+"""One suppression entry: an address Postbox must not send to, why, since when, and for whom.
+
+An entry is global (scope `*`: no email goes to the address) or limited to one sender domain
+(only emails from that domain skip it). A domain-restricted API key adds one entry per domain
+it may send from; an automatic entry (a hard bounce, a complaint) takes the scope of the
+email that caused it. Addresses are kept normalised (domain in lower case and in its ASCII
+IDNA form), as the API normalises recipients, so a lookup is an exact match.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from postbox.message.addresses import normalise_address
+
+GLOBAL = "*"
+# Between address and scope in a member name: no normalised address holds a space.
+_SEPARATOR = " "
+
+
+class Reason(StrEnum):
+    """Why an address is suppressed."""
+
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+# What an API key may add itself; bounces and complaints come from the feeds (and imports).
+USER_REASONS = (Reason.MANUAL, Reason.UNSUBSCRIBE)
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One entry, as stored (JSON) and shown by the API and the command line."""
+
+    address: str
+    scope: str  # GLOBAL or a sender domain (ASCII, lower case)
+    reason: str
+    created_at: str
+    email_id: str | None = None
+    evidence: str | None = None
+    note: str = ""
+    expires_at: str | None = None
+
+    @property
+    def member(self) -> str:
+        """Its name in Redis: address and scope."""
+        return member(self.address, self.scope)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the API shows it."""
+        return asdict(self)
+
+    def dumps(self) -> str:
+        """The stored form."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    def expired(self, now: datetime) -> bool:
+        """True once its expiry has passed (expired entries are purged lazily)."""
+        return self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
+
+
+def member(address: str, scope: str) -> str:
+    """The Redis member name of (address, scope)."""
+    return f"{address}{_SEPARATOR}{scope}"
+
+
+def loads(value: str) -> Suppression:
+    """An entry from its stored form."""
+    return Suppression(**json.loads(value))
+
+
+def normalised(address: str) -> str:
+    """`address` as entries hold it; `AddressError` saying why it is not an address."""
+    return normalise_address(address.strip())
+
+
+def new_entry(
+    address: str,
+    scope: str,
+    reason: str,
+    ttl_seconds: int | None,
+    *,
+    email_id: str | None = None,
+    evidence: str | None = None,
+    note: str = "",
+    now: datetime | None = None,
+) -> Suppression:
+    """An entry made now; `address` must be normalised already."""
+    now = now or datetime.now(UTC)
+    expires = None
+    if ttl_seconds:
+        expires = datetime.fromtimestamp(now.timestamp() + ttl_seconds, UTC).isoformat()
+    return Suppression(address, scope, reason, now.isoformat(), email_id, evidence, note, expires)
+
+
+def scopes_for(allowed_from: tuple[str, ...]) -> tuple[str, ...]:
+    """The scopes of an entry added by a key with these sender domains (none: global)."""
+    return allowed_from or (GLOBAL,)
+
+
+def lookup_members(sender_domain: str, recipients: list[str]) -> list[str]:
+    """The members whose presence suppresses `recipients` for an email from
+    `sender_domain`: per recipient, its global entry then its domain's."""
+    names: list[str] = []
+    for recipient in recipients:
+        names += (member(recipient, GLOBAL), member(recipient, sender_domain))
+    return names
