@@ -34,7 +34,7 @@ MAX_LIMIT = 500
 MAX_NOTE_CHARS = 500
 
 
-class ListQuerySchema(Schema):
+class SuppressionQuerySchema(Schema):
     """The query string of `GET /v1/suppressions`."""
 
     limit = fields.Integer(
@@ -53,7 +53,7 @@ class AddSuppressionSchema(Schema):
     note = fields.String(load_default="", validate=validate.Length(max=MAX_NOTE_CHARS))
 
 
-_list_query = ListQuerySchema()
+_list_query = SuppressionQuerySchema()
 _add = AddSuppressionSchema()
 
 
