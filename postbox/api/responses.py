@@ -28,6 +28,9 @@ class AcceptedSchema(Schema):
     message_id = _Str(required=True)
     status = _Str(required=True)
     duplicate = fields.Boolean(required=True)
+    suppressed = fields.List(
+        _Str(), metadata={"description": "Recipients left out: on the suppression list."}
+    )
 
 
 class DeliverySchema(Schema):
@@ -36,6 +39,9 @@ class DeliverySchema(Schema):
     smtp_reply = _nullable()
     accepted = fields.List(_Str(), required=True)
     refused = fields.Dict(keys=_Str(), values=_Str(), required=True)
+    suppressed = fields.List(
+        _Str(), metadata={"description": "Recipients on the suppression list."}
+    )
 
 
 class EmailStatusSchema(Schema):

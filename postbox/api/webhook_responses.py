@@ -94,7 +94,7 @@ class RecipientOutcomeSchema(Schema):
     """What the relay answered for one recipient."""
 
     address = _Str(required=True)
-    status = _Str(required=True, validate=validate.OneOf(["accepted", "refused"]))
+    status = _Str(required=True, validate=validate.OneOf(["accepted", "refused", "suppressed"]))
     reply = _nullable()
 
 
@@ -124,6 +124,10 @@ class RetriedDataSchema(EventDataSchema):
     """`email.retried`: a dead letter was requeued (attempt 0)."""
 
 
+class SuppressedDataSchema(EventDataSchema):
+    """`email.suppressed`: every recipient (`to`) is on the suppression list; not sent."""
+
+
 class TestDataSchema(Schema):
     """`webhook.test`: sent on request (`POST /v1/webhooks/{id}/test`), never for an email."""
 
@@ -139,6 +143,7 @@ EVENT_PAYLOADS: dict[str, tuple[str, type[Schema]]] = {
     events.DEFERRED: ("EmailDeferredEvent", DeferredDataSchema),
     events.FAILED: ("EmailFailedEvent", FailedDataSchema),
     events.RETRIED: ("EmailRetriedEvent", RetriedDataSchema),
+    events.SUPPRESSED: ("EmailSuppressedEvent", SuppressedDataSchema),
     TEST_EVENT: ("WebhookTestEvent", TestDataSchema),
 }
 

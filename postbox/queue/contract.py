@@ -52,6 +52,8 @@ class EmailStatus(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
+    # Every recipient was on the suppression list: accepted, sent to nobody.
+    SUPPRESSED = "suppressed"
 
 
 def status_from_state(state: str, attempts_made: int, send_at_ahead: bool) -> EmailStatus | None:

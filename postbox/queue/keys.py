@@ -116,6 +116,10 @@ class PostboxKeys:
         """Sorted set of the entries that expire, scored by when (ms)."""
         return f"postbox:{self.queue_name}:suppressions:expiry"
 
+    def suppressed_email(self, job_id: str) -> str:
+        """Holds what happened to an email all of whose recipients were suppressed."""
+        return f"postbox:{self.queue_name}:suppressed-email:{job_id}"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"

@@ -17,6 +17,7 @@ from postbox.queue.contract import EmailStatus, split_failure_reason, status_fro
 from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.records import parse_record
+from postbox.queue.suppressed import load_record
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,14 @@ class EmailView:
         """Per recipient, what the relay answered; from the result once the job completed,
         else from the journal (which may already hold a 250 for a job still running)."""
         if self.result is not None:
-            return {
+            found = {
                 "smtp_reply": self.result.get("smtp_reply"),
                 "accepted": self.result.get("accepted", []),
                 "refused": self.result.get("refused", {}),
             }
+            if self.result.get("suppressed"):
+                found["suppressed"] = self.result["suppressed"]
+            return found
         return {
             "smtp_reply": next(iter(self.journal.accepted.values()), None),
             "accepted": sorted(self.journal.accepted),
@@ -77,7 +81,7 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
     state = await queue.getJobState(job_id)
     job = await Job.fromId(queue, job_id)
     if job is None:
-        return await _from_record(queue, job_id)
+        return await _from_record(queue, job_id) or await _from_suppressed(queue, job_id)
     async with queue.client.pipeline(transaction=False) as pipe:
         keys = PostboxKeys(queue.name)
         pipe.lrange(keys.attempt_log(job_id), 0, -1)
@@ -87,6 +91,9 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
     status = status_from_state(state, job.attemptsMade, _ahead(data))
     if status is None:
         return None
+    result = job.returnvalue if isinstance(job.returnvalue, dict) else None
+    if status is EmailStatus.SENT and result and result.get("suppressed_all"):
+        status = EmailStatus.SUPPRESSED
     return EmailView(
         id=job_id,
         status=status,
@@ -94,7 +101,7 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
         data=data,
         finished_at=_iso(job.finishedOn),
         failed_reason=job.failedReason,
-        result=job.returnvalue if isinstance(job.returnvalue, dict) else None,
+        result=result,
         history=[json.loads(line) for line in logs],
         journal=parse_entry(cast(dict[str, str], journal)),
     )
@@ -113,6 +120,25 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
         finished_at=datetime.fromtimestamp(record.finished_s, UTC).isoformat(),
         failed_reason=None,
         result={"smtp_reply": record.reply_code or None, "accepted": [], "refused": {}},
+        history=[],
+        journal=parse_entry({}),
+    )
+
+
+async def _from_suppressed(queue: Queue, job_id: str) -> EmailView | None:
+    """The view of an email sent to nobody (every recipient suppressed)."""
+    record = await load_record(queue.client, queue.name, job_id)
+    if record is None:
+        return None
+    delivery: dict[str, Any] = {"smtp_reply": None, "accepted": [], "refused": {}}
+    return EmailView(
+        id=job_id,
+        status=EmailStatus.SUPPRESSED,
+        attempts=0,
+        data={k: record[k] for k in ("summary", "message_id", "accepted_at")},
+        finished_at=record["at"],
+        failed_reason=None,
+        result={**delivery, "suppressed": record["suppressed"]},
         history=[],
         journal=parse_entry({}),
     )

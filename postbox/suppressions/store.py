@@ -113,17 +113,27 @@ class SuppressionStore:
 
     async def suppressed(self, sender_domain: str, recipients: list[str]) -> list[str]:
         """The recipients an email from `sender_domain` must not go to: one round trip."""
-        if not recipients:
-            return []
-        names = lookup_members(sender_domain, recipients)
+        [found] = await self.suppressed_many([(sender_domain, recipients)])
+        return found
+
+    async def suppressed_many(self, emails: Sequence[tuple[str, list[str]]]) -> list[list[str]]:
+        """Per (sender domain, recipients), the recipients suppressed: one HMGET for all."""
+        names = [name for domain, rcpts in emails for name in lookup_members(domain, rcpts)]
+        if not names:
+            return [[] for _ in emails]
         found = cast(list[str | None], await self._client.hmget(self._keys[0], names))
         now = datetime.now(UTC)
         hits = {
-            name.partition(" ")[0]
+            name
             for name, value in zip(names, found, strict=True)
             if value is not None and not loads(value).expired(now)
         }
-        return [r for r in recipients if r in hits]
+        if not hits:
+            return [[] for _ in emails]
+        return [
+            [r for r in rcpts if any(n in hits for n in lookup_members(domain, [r]))]
+            for domain, rcpts in emails
+        ]
 
     async def page(
         self,

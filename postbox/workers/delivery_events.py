@@ -15,16 +15,27 @@ from postbox.queue.events import NewEvent
 
 
 def sent_event(
-    job: EmailJob, accepted: dict[str, str], refused: dict[str, str], reply: str | None
+    job: EmailJob,
+    accepted: dict[str, str],
+    refused: dict[str, str],
+    reply: str | None,
+    suppressed: list[str] | None = None,
 ) -> NewEvent:
-    """`email.sent`, with each recipient's answer."""
-    recipients = [
-        {"address": address, "status": "accepted", "reply": answer}
-        for address, answer in accepted.items()
-    ] + [
-        {"address": address, "status": "refused", "reply": answer}
-        for address, answer in refused.items()
+    """`email.sent`, with each recipient's answer (and those left out, suppressed)."""
+    left_out = [
+        {"address": address, "status": "suppressed", "reply": None} for address in suppressed or ()
     ]
+    recipients = (
+        [
+            {"address": address, "status": "accepted", "reply": answer}
+            for address, answer in accepted.items()
+        ]
+        + [
+            {"address": address, "status": "refused", "reply": answer}
+            for address, answer in refused.items()
+        ]
+        + left_out
+    )
     return events.email_event(
         events.SENT, job.data, job.id, job.attempt, recipients=recipients, reply=reply
     )

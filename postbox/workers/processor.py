@@ -31,6 +31,7 @@ from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SendResult, SmtpPool
+from postbox.workers.suppression_gate import SuppressionGate
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class EmailProcessor:
         *,
         instance_id: str,
         metrics: WorkerMetrics,
+        suppressions: SuppressionGate | None = None,
     ) -> None:
         self._pool = smtp_pool
+        self._suppressions = suppressions
         self._journal = journal
         self._limiter = limiter
         self._circuit = circuit
@@ -101,8 +104,25 @@ class EmailProcessor:
                 entry.unreported_send_ms,
             )
             raise Postponed(_recheck_at_ms(entry.unreported_send_ms), "an earlier run's send")
+        suppressed = await self._suppressions.suppressed(job, pending) if self._suppressions else []
+        if suppressed:
+            pending = [r for r in pending if r not in suppressed]
+            if not pending:
+                return self._sent_to_nobody(job, entry, suppressed)
         result = await self._send(job, pending)
-        return await self._settle(job, entry, pending, result)
+        return await self._settle(job, entry, pending, result, suppressed)
+
+    def _sent_to_nobody(
+        self, job: EmailJob, entry: JournalEntry, suppressed: list[str]
+    ) -> Completion:
+        """Every recipient still pending is now suppressed: no transaction. An email some
+        of whose recipients an earlier run reached completes as that run's send."""
+        if entry.accepted or entry.rejected or self._suppressions is None:
+            return self._journalled(job, entry)
+        logger.info("Email %s not sent: every recipient is suppressed", job.id)
+        self._metrics.outcome("suppressed", "suppression_list")
+        result = {**self._result(entry, None), "suppressed": suppressed, "suppressed_all": True}
+        return Completion(result, (self._suppressions.sent_to_nobody(job, suppressed),))
 
     def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
         """A re-run of a job whose every recipient has the relay's final answer already."""
@@ -160,7 +180,12 @@ class EmailProcessor:
         return result
 
     async def _settle(
-        self, job: EmailJob, entry: JournalEntry, pending: list[str], result: SendResult
+        self,
+        job: EmailJob,
+        entry: JournalEntry,
+        pending: list[str],
+        result: SendResult,
+        suppressed: list[str],
     ) -> Completion:
         reply = result.reply
         accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
@@ -181,7 +206,7 @@ class EmailProcessor:
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
         # Written in the completion's round trip, right after the completion (one MULTI).
-        sent = sent_event(job, entry.accepted, entry.rejected, reply)
+        sent = sent_event(job, entry.accepted, entry.rejected, reply, suppressed)
         settle = self._journal.settle_call(
             job.id,
             accepted,
@@ -191,7 +216,8 @@ class EmailProcessor:
             refused_total=len(entry.rejected),
             sent=sent,
         )
-        return Completion(self._result(entry, reply), (settle,))
+        done = self._result(entry, reply)
+        return Completion({**done, "suppressed": suppressed} if suppressed else done, (settle,))
 
     def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)

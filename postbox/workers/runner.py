@@ -26,6 +26,7 @@ from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.processor import EmailProcessor
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SmtpPool
+from postbox.workers.suppression_gate import SuppressionGate
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +86,15 @@ class WorkerRunner:
         circuit = RelayCircuit(
             pool.probe, address=f"{smtp.host}:{smtp.port}", metrics=self._metrics
         )
+        gate = SuppressionGate(client, settings.redis.queue_name, settings.dedup_window_seconds)
         processor = EmailProcessor(
-            pool, journal, limiter, circuit, instance_id=name, metrics=self._metrics
+            pool,
+            journal,
+            limiter,
+            circuit,
+            instance_id=name,
+            metrics=self._metrics,
+            suppressions=gate,
         )
         consumer = EmailConsumer(settings, client, processor.process, name)
         circuit.pauses(consumer)

@@ -39,6 +39,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "email.failed": {**COMMON, "error_class": "rejected", "reply": "550 5.1.1 no such user"},
     "email.retried": {**COMMON, "attempt": 0},
+    "email.suppressed": {**COMMON, "attempt": 0},
 }
 
 
