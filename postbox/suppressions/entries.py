@@ -10,14 +10,16 @@ IDNA form), as the API normalises recipients, so a lookup is an exact match.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from postbox.message.addresses import normalise_address
 
 GLOBAL = "*"
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 # Between address and scope in a member name: no normalised address holds a space.
 _SEPARATOR = " "
 
@@ -54,12 +56,22 @@ class Suppression:
         return member(self.address, self.scope)
 
     def to_json(self) -> dict[str, Any]:
-        """The entry as the API shows it."""
-        return asdict(self)
+        """The entry as the API shows it (not `dataclasses.asdict`: its deep copy made a
+        100,000-line import spend 5 s here)."""
+        return {
+            "address": self.address,
+            "scope": self.scope,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "email_id": self.email_id,
+            "evidence": self.evidence,
+            "note": self.note,
+            "expires_at": self.expires_at,
+        }
 
     def dumps(self) -> str:
         """The stored form."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return _encode(self.to_json())
 
     def expired(self, now: datetime) -> bool:
         """True once its expiry has passed (expired entries are purged lazily)."""
@@ -93,11 +105,17 @@ def new_entry(
     now: datetime | None = None,
 ) -> Suppression:
     """An entry made now; `address` must be normalised already."""
-    now = now or datetime.now(UTC)
-    expires = None
-    if ttl_seconds:
-        expires = datetime.fromtimestamp(now.timestamp() + ttl_seconds, UTC).isoformat()
-    return Suppression(address, scope, reason, now.isoformat(), email_id, evidence, note, expires)
+    created, expires = _times(now or datetime.now(UTC), ttl_seconds)
+    return Suppression(address, scope, reason, created, email_id, evidence, note, expires)
+
+
+@lru_cache(maxsize=16)
+def _times(now: datetime, ttl_seconds: int | None) -> tuple[str, str | None]:
+    """When an entry made at `now` was made and expires, as text: an import makes all its
+    entries at one moment, and formatting it per entry was a third of its time."""
+    if not ttl_seconds:
+        return now.isoformat(), None
+    return now.isoformat(), datetime.fromtimestamp(now.timestamp() + ttl_seconds, UTC).isoformat()
 
 
 def scopes_for(allowed_from: tuple[str, ...]) -> tuple[str, ...]:
