@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 
+from postbox.api.auth import current_key
 from postbox.api.extension import state
 from postbox.queue.events import sender_domain
 from postbox.queue.producer import PreparedEmail
@@ -37,6 +38,9 @@ def screen(emails: list[PreparedEmail]) -> Screened:
     queue_name = current.settings.redis.queue_name
     window = current.settings.dedup_window_seconds
 
+    if current_key().allowed_from:
+        emails = [_scoped(email) for email in emails]
+
     async def run(client: redis.Redis) -> Screened:
         store = SuppressionStore(client, queue_name)
         asked = [(sender_domain(e.data), e.data["recipients"]) for e in emails]
@@ -52,6 +56,12 @@ def screen(emails: list[PreparedEmail]) -> Screened:
         return screened
 
     return current.gateway.with_client(run)
+
+
+def _scoped(email: PreparedEmail) -> PreparedEmail:
+    """The email with the scope its automatic suppressions take (a restricted key's)."""
+    data = {**email.data, "suppression_scope": sender_domain(email.data)}
+    return dataclasses.replace(email, data=data)  # type: ignore[arg-type]
 
 
 def _split(emails: list[PreparedEmail], found: list[list[str]]) -> Screened:

@@ -14,6 +14,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from postbox.errors import (
     DeliveryError,
     LockLost,
@@ -169,6 +171,9 @@ class EmailProcessor:
         except DeliveryError as exc:
             self._circuit.record_success()
             permanent = isinstance(exc, PermanentDeliveryError)
+            if permanent and exc.smtp_code and len(pending) == 1:
+                # A refusal of DATA speaks for the message's one recipient only then.
+                await self._feed(job, {pending[0]: str(exc)})
             event = failure_event(job, exc.error_class, str(exc), permanent=permanent)
             attempt = self._attempt(job, exc.error_class, exc)
             await self._journal.record_attempt(job.id, attempt, event)
@@ -191,6 +196,8 @@ class EmailProcessor:
         accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
         rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
         deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
+        if rejected:
+            await self._feed(job, rejected)
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
         entry = entry.merged(accepted, rejected)
@@ -218,6 +225,16 @@ class EmailProcessor:
         )
         done = self._result(entry, reply)
         return Completion({**done, "suppressed": suppressed} if suppressed else done, (settle,))
+
+    async def _feed(self, job: EmailJob, refusals: dict[str, str]) -> None:
+        """Suppress the refused recipients whose mailbox does not exist. Best effort: the
+        journal write that follows must happen, and the relay would refuse them again."""
+        if self._suppressions is None:
+            return
+        try:
+            await self._suppressions.refused(job, refusals)
+        except (RedisError, OSError) as exc:
+            logger.warning("Email %s: could not suppress refused recipients: %s", job.id, exc)
 
     def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)

@@ -86,7 +86,9 @@ class WorkerRunner:
         circuit = RelayCircuit(
             pool.probe, address=f"{smtp.host}:{smtp.port}", metrics=self._metrics
         )
-        gate = SuppressionGate(client, settings.redis.queue_name, settings.dedup_window_seconds)
+        gate = SuppressionGate(
+            client, settings.redis.queue_name, settings.dedup_window_seconds, settings.suppressions
+        )
         processor = EmailProcessor(
             pool,
             journal,

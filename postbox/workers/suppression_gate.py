@@ -9,20 +9,34 @@ the completion's own transaction.
 
 from __future__ import annotations
 
+import logging
+
 import redis.asyncio as redis
 
+from postbox.config.suppressions import SuppressionSettings
 from postbox.queue.consumer import EmailJob
 from postbox.queue.events import sender_domain
 from postbox.queue.suppressed import RecordWrite, SuppressedEmail, SuppressedRecords
+from postbox.suppressions.entries import GLOBAL, Reason, new_entry
+from postbox.suppressions.status_codes import is_hard_bounce
 from postbox.suppressions.store import SuppressionStore
+
+logger = logging.getLogger(__name__)
 
 
 class SuppressionGate:
     """Finds the suppressed recipients of a job and records a job sent to nobody."""
 
-    def __init__(self, client: redis.Redis, queue_name: str, record_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        queue_name: str,
+        record_ttl_seconds: int,
+        settings: SuppressionSettings,
+    ) -> None:
         self._store = SuppressionStore(client, queue_name)
         self._records = SuppressedRecords(client, queue_name, record_ttl_seconds)
+        self._settings = settings
 
     async def suppressed(self, job: EmailJob, pending: list[str]) -> list[str]:
         """The recipients of `pending` that are on the list for this job's sender domain."""
@@ -33,3 +47,24 @@ class SuppressionGate:
         data = {**job.data, "recipients": suppressed}
         email = SuppressedEmail(job.id, data, suppressed)  # type: ignore[arg-type]
         return self._records.record_call(email, job.attempt)
+
+    async def refused(self, job: EmailJob, replies: dict[str, str]) -> list[str]:
+        """Suppress (hard_bounce) the recipients whose 5xx says their mailbox does not
+        exist; the addresses suppressed. Only on refusals: a send costs nothing here."""
+        policy = self._settings.suppress_policy_refusals
+        gone = {
+            r: reply
+            for r, reply in replies.items()
+            if is_hard_bounce(reply, policy_suppresses=policy)
+        }
+        if not gone:
+            return []
+        scope = job.data.get("suppression_scope", GLOBAL)
+        ttl = self._settings.ttl_seconds(Reason.HARD_BOUNCE)
+        entries = [
+            new_entry(r, scope, Reason.HARD_BOUNCE, ttl, email_id=job.id, evidence=reply)
+            for r, reply in gone.items()
+        ]
+        await self._store.add(entries)
+        logger.info("Email %s: suppressed %d recipient(s) as hard bounces", job.id, len(gone))
+        return list(gone)
