@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from limits import RateLimitItem
 
 from postbox.config.api_keys import ApiKey, parse_api_keys
+from postbox.config.bounces import BounceSettings, parse_bounce_domain
 from postbox.config.rate_limits import (
     RateLimit,
     parse_api_rate_limit,
@@ -142,6 +143,7 @@ class Settings:
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     suppressions: SuppressionSettings = field(default_factory=SuppressionSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
     keep_completed_jobs: int = 1000
@@ -404,20 +406,36 @@ def _load_suppressions(env: _Env) -> SuppressionSettings:
     )
 
 
+def _load_bounces(env: _Env, encryption_key: str | None) -> BounceSettings:
+    defaults = BounceSettings()
+    domain = env.get("BOUNCE_DOMAIN", None, parse_bounce_domain, "bad domain")
+    if domain and not encryption_key:
+        raise ConfigError("BOUNCE_DOMAIN needs ENCRYPTION_KEY (its tokens are signed with it)")
+    return BounceSettings(
+        domain=domain,
+        smtp_host=env.raw("BOUNCE_SMTP_HOST") or defaults.smtp_host,
+        smtp_port=env.get("BOUNCE_SMTP_PORT", defaults.smtp_port, _port, "not a port"),
+        max_message_bytes=env.positive_int("BOUNCE_MAX_MESSAGE_BYTES", defaults.max_message_bytes),
+        token_ttl_days=env.positive_int("BOUNCE_TOKEN_TTL_DAYS", defaults.token_ttl_days),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from `environ` (default: the process environment).
 
     Raises `ConfigError` naming the first variable whose value is unusable.
     """
     env = _Env(os.environ if environ is None else environ)
+    webhooks = _load_webhooks(env)
     return Settings(
         redis=_load_redis(env),
         smtp=_load_smtp(env),
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
-        webhooks=_load_webhooks(env),
+        webhooks=webhooks,
         suppressions=_load_suppressions(env),
+        bounces=_load_bounces(env, webhooks.encryption_key),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"

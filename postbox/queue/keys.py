@@ -120,6 +120,14 @@ class PostboxKeys:
         """Holds what happened to an email all of whose recipients were suppressed."""
         return f"postbox:{self.queue_name}:suppressed-email:{job_id}"
 
+    def verp_token(self, token: str) -> str:
+        """Names the email and recipient of a VERP token (postbox/bounces/tokens.py)."""
+        return f"postbox:{self.queue_name}:verp:{token}"
+
+    def bounces(self, job_id: str) -> str:
+        """Hash of an email's bounce reports: recipient -> the latest report (JSON)."""
+        return f"postbox:{self.queue_name}:bounces:{job_id}"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"

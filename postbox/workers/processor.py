@@ -34,6 +34,7 @@ from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SendResult, SmtpPool
 from postbox.workers.suppression_gate import SuppressionGate
+from postbox.workers.verp_sender import VerpSender
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,11 @@ class EmailProcessor:
         instance_id: str,
         metrics: WorkerMetrics,
         suppressions: SuppressionGate | None = None,
+        verp: VerpSender | None = None,
     ) -> None:
         self._pool = smtp_pool
         self._suppressions = suppressions
+        self._verp = verp
         self._journal = journal
         self._limiter = limiter
         self._circuit = circuit
@@ -154,9 +157,12 @@ class EmailProcessor:
                 await limiter.acquire(pending)
 
         try:
-            result = await self._pool.send(
-                data["envelope_from"], pending, data["message"], ready, mail_options(data)
-            )
+            if self._verp is not None:
+                result = await self._verp.send(job, pending, ready, mail_options(data))
+            else:
+                result = await self._pool.send(
+                    data["envelope_from"], pending, data["message"], ready, mail_options(data)
+                )
         except Postponed:
             self._metrics.outcome("postponed", "rate_limit")
             await self._journal.clear_mark(job.id)  # confirmed, then held back: not sent
