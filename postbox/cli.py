@@ -426,6 +426,17 @@ def webhooks_deliveries(endpoint_id: str, state: str, limit: int, as_json: bool)
 cli.add_command(cli_suppressions.make_group(lambda: _settings({})[0]), "suppressions")
 
 
+@cli.command()
+def bounces() -> None:
+    """Listen for bounces and complaints sent to BOUNCE_DOMAIN (SMTP)."""
+    settings = _settings({})[0]
+    if settings.bounces.domain is None:
+        raise click.ClickException("Set BOUNCE_DOMAIN (and ENCRYPTION_KEY) to take bounces.")
+    from postbox.bounces.listener import run_listener  # noqa: PLC0415
+
+    run_listener(settings)
+
+
 def main() -> None:
     """Console-script entry point; configuration errors end the process with one line."""
     try:

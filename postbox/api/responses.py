@@ -42,6 +42,11 @@ class DeliverySchema(Schema):
     suppressed = fields.List(
         _Str(), metadata={"description": "Recipients on the suppression list."}
     )
+    bounced = fields.Dict(
+        keys=_Str(),
+        values=fields.Dict(),
+        metadata={"description": "Per recipient, the latest bounce or complaint report."},
+    )
 
 
 class EmailStatusSchema(Schema):

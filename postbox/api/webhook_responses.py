@@ -128,6 +128,28 @@ class SuppressedDataSchema(EventDataSchema):
     """`email.suppressed`: every recipient (`to`) is on the suppression list; not sent."""
 
 
+class BouncedDataSchema(Schema):
+    """`email.bounced`: a delivery status notification came back for one recipient."""
+
+    email_id = _Str(required=True)
+    to = fields.List(_Str(), required=True, metadata={"description": "The recipient, alone."})
+    recipient = _Str(required=True)
+    bounce_type = _Str(required=True, validate=validate.OneOf(["hard", "soft"]))
+    status = _Str(required=True, metadata={"description": "Its enhanced status code: 5.1.1."})
+    diagnostic = _Str(required=True, metadata={"description": "The DSN's Diagnostic-Code."})
+    sequence = _Int(required=True)
+
+
+class ComplainedDataSchema(Schema):
+    """`email.complained`: a feedback report (ARF) says the recipient marked it as spam."""
+
+    email_id = _Str(required=True)
+    to = fields.List(_Str(), required=True)
+    recipient = _Str(required=True)
+    feedback_type = _Str(required=True, metadata={"description": "abuse, fraud, ..."})
+    sequence = _Int(required=True)
+
+
 class TestDataSchema(Schema):
     """`webhook.test`: sent on request (`POST /v1/webhooks/{id}/test`), never for an email."""
 
@@ -144,6 +166,8 @@ EVENT_PAYLOADS: dict[str, tuple[str, type[Schema]]] = {
     events.FAILED: ("EmailFailedEvent", FailedDataSchema),
     events.RETRIED: ("EmailRetriedEvent", RetriedDataSchema),
     events.SUPPRESSED: ("EmailSuppressedEvent", SuppressedDataSchema),
+    events.BOUNCED: ("EmailBouncedEvent", BouncedDataSchema),
+    events.COMPLAINED: ("EmailComplainedEvent", ComplainedDataSchema),
     TEST_EVENT: ("WebhookTestEvent", TestDataSchema),
 }
 

@@ -7,12 +7,13 @@ A sent email's job is removed at completion; within the dedup window its compact
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from bullmq import Job, Queue
 
+from postbox.queue.bounce_records import load_reports
 from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
 from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
@@ -33,6 +34,8 @@ class EmailView:
     result: dict[str, Any] | None
     history: list[dict[str, Any]]
     journal: JournalEntry
+    # Per recipient, the latest bounce or complaint report (bounce_records.py).
+    reports: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body of the status endpoint."""
@@ -54,6 +57,12 @@ class EmailView:
         return body
 
     def _delivery(self) -> dict[str, Any]:
+        found = self._replies()
+        if self.reports:
+            found["bounced"] = self.reports
+        return found
+
+    def _replies(self) -> dict[str, Any]:
         """Per recipient, what the relay answered; from the result once the job completed,
         else from the journal (which may already hold a 250 for a job still running)."""
         if self.result is not None:
@@ -86,7 +95,8 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
         keys = PostboxKeys(queue.name)
         pipe.lrange(keys.attempt_log(job_id), 0, -1)
         pipe.hgetall(keys.journal(job_id))
-        logs, journal = await pipe.execute()
+        pipe.hgetall(keys.bounces(job_id))
+        logs, journal, reports = await pipe.execute()
     data: dict[str, Any] = job.data or {}
     status = status_from_state(state, job.attemptsMade, _ahead(data))
     if status is None:
@@ -104,6 +114,7 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
         result=result,
         history=[json.loads(line) for line in logs],
         journal=parse_entry(cast(dict[str, str], journal)),
+        reports={r: json.loads(v) for r, v in cast(dict[str, str], reports).items()},
     )
 
 
@@ -112,6 +123,7 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
     record = parse_record(await queue.client.get(PostboxKeys(queue.name).idempotency(job_id)))
     if record is None:
         return None
+    reports = await load_reports(queue.client, queue.name, job_id)
     return EmailView(
         id=job_id,
         status=record.status,
@@ -122,6 +134,7 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
         result={"smtp_reply": record.reply_code or None, "accepted": [], "refused": {}},
         history=[],
         journal=parse_entry({}),
+        reports=reports,
     )
 
 

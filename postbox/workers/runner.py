@@ -27,6 +27,7 @@ from postbox.workers.processor import EmailProcessor
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.smtp_pool import SmtpPool
 from postbox.workers.suppression_gate import SuppressionGate
+from postbox.workers.verp_sender import verp_sender
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class WorkerRunner:
             instance_id=name,
             metrics=self._metrics,
             suppressions=gate,
+            verp=verp_sender(settings, client, pool),
         )
         consumer = EmailConsumer(settings, client, processor.process, name)
         circuit.pauses(consumer)
