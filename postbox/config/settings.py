@@ -402,6 +402,7 @@ def _load_suppressions(env: _Env) -> SuppressionSettings:
     ttl = {r: env.positive_int(ttl_variable(r), 0) for r in REASONS}
     return SuppressionSettings(
         ttl_days={reason: days for reason, days in ttl.items() if days},
+        suppress_hard_refusals=env.get("SUPPRESS_ON_HARD_REFUSALS", True, _bool, "bad"),
         suppress_policy_refusals=env.get("SUPPRESS_ON_POLICY_REFUSALS", False, _bool, "bad"),
     )
 

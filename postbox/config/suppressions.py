@@ -2,6 +2,7 @@
 
     SUPPRESSION_TTL_DAYS_HARD_BOUNCE=365     # per reason: HARD_BOUNCE, COMPLAINT, MANUAL,
     SUPPRESSION_TTL_DAYS_COMPLAINT=          # UNSUBSCRIBE; empty or unset: never expires
+    SUPPRESS_ON_HARD_REFUSALS=true           # a relay's 5.1.1 (...) suppresses the address
     SUPPRESS_ON_POLICY_REFUSALS=false        # true: a 5.7.x refusal suppresses too
 
 A relay's 5.7.x (policy, content, authentication) refusal says more about the message or
@@ -21,6 +22,7 @@ class SuppressionSettings:
     """Expiry per reason (days; absent: never) and what the synchronous feed suppresses."""
 
     ttl_days: dict[str, int] = field(default_factory=dict)
+    suppress_hard_refusals: bool = True
     suppress_policy_refusals: bool = False
 
     def ttl_seconds(self, reason: str) -> int | None:

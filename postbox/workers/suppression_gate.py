@@ -51,6 +51,8 @@ class SuppressionGate:
     async def refused(self, job: EmailJob, replies: dict[str, str]) -> list[str]:
         """Suppress (hard_bounce) the recipients whose 5xx says their mailbox does not
         exist; the addresses suppressed. Only on refusals: a send costs nothing here."""
+        if not self._settings.suppress_hard_refusals:
+            return []
         policy = self._settings.suppress_policy_refusals
         gone = {
             r: reply

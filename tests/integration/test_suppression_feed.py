@@ -27,7 +27,7 @@ def test_a_mailbox_that_does_not_exist_is_suppressed_and_not_tried_again(
     api, redis_client, smtp_server, worker_factory
 ):
     first = api.post("/v1/emails", json=email_payload(to=[OK, GONE, SPAM])).json
-    worker_factory()
+    worker_factory(SUPPRESS_ON_HARD_REFUSALS="true")
     wait_until(lambda: api.get(f"/v1/emails/{first['id']}").json["status"] == "sent")
 
     [entry] = _entries(api)
@@ -46,7 +46,7 @@ def test_policy_refusals_suppress_when_configured(
 ):
     api = api_factory(load_settings(service_env))
     email = api.post("/v1/emails", json=email_payload(to=[SPAM])).json
-    worker_factory(SUPPRESS_ON_POLICY_REFUSALS="true")
+    worker_factory(SUPPRESS_ON_HARD_REFUSALS="true", SUPPRESS_ON_POLICY_REFUSALS="true")
     wait_until(lambda: _entries(api))
 
     [entry] = _entries(api)
@@ -64,8 +64,17 @@ def test_an_automatic_entry_takes_the_scope_of_a_restricted_key(
     keys = f"sha256:{key_digest(API_KEY)}@example.com"
     api = api_factory(load_settings({**service_env, "API_KEYS": keys}))
     api.post("/v1/emails", json=email_payload(to=[GONE]))
-    worker_factory(API_KEYS=keys)
+    worker_factory(API_KEYS=keys, SUPPRESS_ON_HARD_REFUSALS="true")
     wait_until(lambda: _entries(api))
 
     [entry] = _entries(api)
     assert entry["scope"] == "example.com"
+
+
+@pytest.mark.smtp_replies(rcpt=REPLIES)
+def test_the_feed_can_be_turned_off(api, smtp_server, worker_factory):
+    email = api.post("/v1/emails", json=email_payload(to=[GONE, OK])).json
+    worker_factory(SUPPRESS_ON_HARD_REFUSALS="false")
+    wait_until(lambda: api.get(f"/v1/emails/{email['id']}").json["status"] == "sent")
+
+    assert _entries(api) == []
