@@ -6,7 +6,6 @@ The command line sees every entry, whatever its scope. What it adds is global un
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,10 +13,10 @@ from typing import TextIO, TypeVar
 
 import click
 
+from postbox.cli_redis import run_with_redis
 from postbox.config import Settings
 from postbox.config.api_keys import sender_domains
-from postbox.errors import AddressError, QueueUnavailable
-from postbox.queue.connection import api_client, redis_reachable
+from postbox.errors import AddressError
 from postbox.suppressions.csv_files import read_import, write_export
 from postbox.suppressions.entries import Reason, Suppression, new_entry, normalised, scopes_for
 from postbox.suppressions.store import SuppressionStore
@@ -110,20 +109,9 @@ async def _collect(store: SuppressionStore, reason: str | None) -> list[Suppress
 
 
 def _run(settings: Settings, action: Callable[[SuppressionStore], Awaitable[T]]) -> T:
-    """Run `action` on the store in a fresh event loop; Redis down ends with one line."""
-
-    async def run() -> T:
-        client = api_client(settings.redis)
-        try:
-            return await action(SuppressionStore(client, settings.redis.queue_name))
-        finally:
-            await client.aclose(close_connection_pool=True)
-
-    try:
-        with redis_reachable():
-            return asyncio.run(run())
-    except QueueUnavailable as exc:
-        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+    """Run `action` on the store (cli_redis: Redis down ends the command with one line)."""
+    queue = settings.redis.queue_name
+    return run_with_redis(settings, lambda client: action(SuppressionStore(client, queue)))
 
 
 def _address(address: str) -> str:
