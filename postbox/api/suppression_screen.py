@@ -1,6 +1,6 @@
 """Intake's side of the suppression list: drop suppressed recipients before anything is queued.
 
-One HMGET for a whole request (a single email or a batch) finds every suppressed recipient
+One script call for a whole request (a single email or a batch) finds every suppressed recipient
 (suppressions/store.py). A suppressed recipient leaves the envelope only: the headers stay
 as written, and the job id, computed from the request, is what it would have been. An email
 left with no recipient is not queued; its record and `email.suppressed` event are written

@@ -121,12 +121,3 @@ def _times(now: datetime, ttl_seconds: int | None) -> tuple[str, str | None]:
 def scopes_for(allowed_from: tuple[str, ...]) -> tuple[str, ...]:
     """The scopes of an entry added by a key with these sender domains (none: global)."""
     return allowed_from or (GLOBAL,)
-
-
-def lookup_members(sender_domain: str, recipients: list[str]) -> list[str]:
-    """The members whose presence suppresses `recipients` for an email from
-    `sender_domain`: per recipient, its global entry then its domain's."""
-    names: list[str] = []
-    for recipient in recipients:
-        names += (member(recipient, GLOBAL), member(recipient, sender_domain))
-    return names

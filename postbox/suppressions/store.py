@@ -7,9 +7,9 @@ address order (ZRANGEBYLEX) with a cursor that stays valid while entries come an
 entries no longer suppress (`suppressed` checks the time) and are removed by the next
 change to the list.
 
-The hot path (`suppressed`, at intake and in the worker) is one HMGET of two members per
-recipient (global and the sender domain's): nil for an address not on the list, which is
-almost every address, so the answer stays small however long the list is.
+The hot path (`suppressed_many`, at intake and in the worker) is one script call for a whole
+batch: per recipient, an HGET of its global entry and of its sender domain's; only what was
+found comes back, which is almost nothing, however long the list is.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import binascii
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as redis
 
 from postbox.errors import InvalidCursor
 from postbox.queue.keys import PostboxKeys
-from postbox.suppressions.entries import Suppression, loads, lookup_members
+from postbox.suppressions.entries import Suppression, loads
 
 # Removes what has expired (a bounded number per call), then adds each entry not already
 # there. KEYS: entries, index, expiry. ARGV[1]: now (ms); then per entry: member, JSON,
@@ -67,6 +67,20 @@ end
 return removed
 """
 
+# KEYS[1]: the entries. ARGV[1]: `<sender domain>\t<recipient>\n` per recipient. Returns
+# (position from 1, entry) for each global or domain entry found.
+_LOOKUP = """
+local hits, i = {}, 0
+for domain, rcpt in string.gmatch(ARGV[1], '([^\\t\\n]*)\\t([^\\n]*)\\n') do
+  i = i + 1
+  local global = redis.call('HGET', KEYS[1], rcpt .. ' *')
+  if global then hits[#hits + 1] = i; hits[#hits + 1] = global end
+  local scoped = redis.call('HGET', KEYS[1], rcpt .. ' ' .. domain)
+  if scoped then hits[#hits + 1] = i; hits[#hits + 1] = scoped end
+end
+return hits
+"""
+
 PAGE_SCAN_CHUNK = 500
 # A filtered page reads at most this many members; a short page then still has a cursor.
 MAX_SCANNED_PER_PAGE = 20_000
@@ -90,6 +104,7 @@ class SuppressionStore:
         self._keys = [keys.suppressions(), keys.suppressions_index(), keys.suppressions_expiry()]
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
+        self._lookup = client.register_script(_LOOKUP)
 
     async def add(self, entries: Sequence[Suppression]) -> list[bool]:
         """Add entries, keeping any already there (True per entry that was new); large
@@ -123,23 +138,26 @@ class SuppressionStore:
         return found
 
     async def suppressed_many(self, emails: Sequence[tuple[str, list[str]]]) -> list[list[str]]:
-        """Per (sender domain, recipients), the recipients suppressed: one HMGET for all."""
-        names = [name for domain, rcpts in emails for name in lookup_members(domain, rcpts)]
-        if not names:
+        """Per (sender domain, recipients), the recipients suppressed: one call for all."""
+        asked = [(domain, r) for domain, rcpts in emails for r in rcpts]
+        if not asked:
             return [[] for _ in emails]
-        found = cast(list[str | None], await self._client.hmget(self._keys[0], names))
+        # One string, not two fields per recipient: packing a 1,000-field HMGET and reading
+        # its 1,000 nils cost the API 2-3 times this call (measured on batches of 500).
+        lines = "".join(f"{domain}\t{recipient}\n" for domain, recipient in asked)
+        found = cast(list[Any], await self._lookup(keys=self._keys[:1], args=[lines]))
         now = datetime.now(UTC)
         hits = {
-            name
-            for name, value in zip(names, found, strict=True)
-            if value is not None and not loads(value).expired(now)
+            int(found[i]) - 1
+            for i in range(0, len(found), 2)
+            if not loads(found[i + 1]).expired(now)
         }
-        if not hits:
-            return [[] for _ in emails]
-        return [
-            [r for r in rcpts if any(n in hits for n in lookup_members(domain, [r]))]
-            for domain, rcpts in emails
-        ]
+        result: list[list[str]] = []
+        position = 0
+        for _, rcpts in emails:
+            result.append([r for n, r in enumerate(rcpts, position) if n in hits])
+            position += len(rcpts)
+        return result
 
     async def page(
         self,
