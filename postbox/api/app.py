@@ -11,6 +11,7 @@ from postbox.api import (
     docs,
     emails,
     health,
+    inbound_ses,
     openapi,
     queue_stats,
     suppressions,
@@ -64,6 +65,8 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     v1.register_blueprint(webhook_deliveries.bp)
     v1.register_blueprint(suppressions.bp)
     app.register_blueprint(v1)
+    # SNS sends no API key: its signature authenticates it (inbound_ses.py).
+    app.register_blueprint(inbound_ses.bp)
     if settings.api.dev_inbox_dir:
         from postbox.api import dev_inbox  # noqa: PLC0415  (development runs only)
 

@@ -69,6 +69,37 @@ def add_paths(spec: APISpec) -> None:
     """The `/v1/suppressions` operations."""
     spec.path("/v1/suppressions", operations={"get": _list(), "post": _add()})
     spec.path("/v1/suppressions/{address}", operations={"delete": _remove()})
+    spec.path("/v1/inbound/ses", operations={"post": _ses()})
+
+
+_OUTCOME = {
+    "type": "object",
+    "required": ["outcome"],
+    "properties": {"outcome": {"type": "string"}},
+    "additionalProperties": False,
+}
+_SNS_ERRORS = {
+    "400": "Not an SNS message (fields named).",
+    "403": "The signature does not verify, the certificate is not an SNS one, or the topic "
+    "is not in SES_SNS_TOPIC_ARNS: nothing was changed.",
+}
+
+
+def _ses() -> dict[str, Any]:
+    return {
+        "summary": "Amazon SES bounce and complaint notifications, delivered by SNS",
+        "description": "Authenticated by the SNS message signature, not by an API key. "
+        "Needs BOUNCE_DOMAIN: a notification is matched by the VERP envelope sender.",
+        "operationId": "sesNotification",
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": answers(
+            "200", "Verified; what was done.", _OUTCOME, ("400", "403", "413"), _SNS_ERRORS
+        ),
+    }
 
 
 def _list() -> dict[str, Any]:

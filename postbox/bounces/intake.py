@@ -42,7 +42,11 @@ class BounceIntake:
         report = parse_report(raw)
         if report is None or not report.recipients:
             return "ignored: not a bounce or complaint report"
-        target = await self._target(rcpt_tos + report.senders)
+        return await self.take_report(rcpt_tos, report)
+
+    async def take_report(self, addresses: list[str], report: Report) -> str:
+        """Act on a report sent to one of `addresses` (or naming them as its senders)."""
+        target = await self._target(addresses + report.senders)
         if target is None:
             return "ignored: no valid VERP token"
         about = _about(report, target.recipient)

@@ -26,6 +26,7 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.ses import SesSettings, parse_topic_arns
 from postbox.config.suppressions import REASONS, SuppressionSettings, ttl_variable
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
@@ -144,6 +145,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     suppressions: SuppressionSettings = field(default_factory=SuppressionSettings)
     bounces: BounceSettings = field(default_factory=BounceSettings)
+    ses: SesSettings = field(default_factory=SesSettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
     keep_completed_jobs: int = 1000
@@ -437,6 +439,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhooks=webhooks,
         suppressions=_load_suppressions(env),
         bounces=_load_bounces(env, webhooks.encryption_key),
+        ses=SesSettings(
+            cert_file=env.get("SES_SNS_CERT_FILE", None, _ca_file, "not a readable file"),
+            topic_arns=env.get("SES_SNS_TOPIC_ARNS", (), parse_topic_arns, "bad ARNs"),
+        ),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"
