@@ -1,7 +1,7 @@
 """The worker's side of the suppression list: the last look before a transaction.
 
 An address suppressed after its email was accepted (a bounce or a complaint about an
-earlier email, an unsubscribe) must not get it: right before the send, one script call says which
+earlier email, an unsubscribe) must not get it: right before the send, one HMGET says which
 pending recipients are now suppressed; they are left out, and an email left with nobody
 completes without a transaction, with its record and `email.suppressed` event written in
 the completion's own transaction.
