@@ -1,10 +1,11 @@
 """Intake's side of the suppression list: drop suppressed recipients before anything is queued.
 
-One script call for a whole request (a single email or a batch) finds every suppressed recipient
-(suppressions/store.py). A suppressed recipient leaves the envelope only: the headers stay
-as written, and the job id, computed from the request, is what it would have been. An email
-left with no recipient is not queued; its record and `email.suppressed` event are written
-in one more round trip, only when there is such an email.
+One Redis call for a whole request finds every suppressed recipient (an HMGET for one email,
+one script call for a batch: suppressions/store.py). A suppressed recipient leaves the
+envelope only: the headers stay as written, and the job id, computed from the request, is
+what it would have been. An email left with no recipient is not queued; its record and
+`email.suppressed` event are written in one more round trip, only when there is such an
+email.
 """
 
 from __future__ import annotations
