@@ -6,7 +6,8 @@ PostboxError
 ├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
 │   └── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
 ├── InvalidCursor            a pagination cursor was not made by Postbox
-├── HistoryUnavailable       the history database cannot be reached or refused a write
+├── HistoryUnavailable       the history database cannot be reached (or is busy)
+├── HistoryRejected          the history database refused a write for its content
 ├── SecretUnreadable         a stored webhook secret does not decrypt with ENCRYPTION_KEY
 ├── AddressError             a posted email address cannot be used
 ├── Postponed                a job must run again later without spending an attempt
@@ -57,7 +58,12 @@ class ConfigError(PostboxError):
 
 
 class HistoryUnavailable(PostboxError):
-    """Raised when the history database cannot be reached, or refused a read or write."""
+    """Raised when the history database cannot be reached, or is too busy to answer."""
+
+
+class HistoryRejected(PostboxError):
+    """Raised when the history database refuses a statement for what it holds (a
+    constraint, a value it cannot store): trying again would fail again."""
 
 
 class RedisServerError(PostboxError, RuntimeError):

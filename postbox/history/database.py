@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+    TimeoutError,
+)
 
 from postbox.config.history import HistorySettings, sqlalchemy_url
-from postbox.errors import HistoryUnavailable
+from postbox.errors import HistoryRejected, HistoryUnavailable
 
 SQLITE_BUSY_SECONDS = 30
 CONNECT_TIMEOUT_SECONDS = 5
@@ -64,9 +70,18 @@ def is_postgresql(connection: Connection) -> bool:
 
 @contextlib.contextmanager
 def unavailable_as_error() -> Iterator[None]:
-    """Turn a database error into `HistoryUnavailable` (the message names no password)."""
+    """Turn a database error into `HistoryUnavailable` (not reached, busy: try again) or
+    `HistoryRejected` (the statement itself was refused). No message names a password."""
     try:
         yield
+    except (OperationalError, InterfaceError, TimeoutError) as exc:
+        raise HistoryUnavailable(f"history database: {_reason(exc)}") from exc
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise HistoryUnavailable(f"history database: {reason}") from exc
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise HistoryUnavailable(f"history database: {_reason(exc)}") from exc
+        raise HistoryRejected(f"history database: {_reason(exc)}") from exc
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

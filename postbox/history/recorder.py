@@ -23,7 +23,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
 
-from postbox.errors import HistoryUnavailable
+from postbox.errors import HistoryRejected, HistoryUnavailable
 from postbox.history.records import Batch
 from postbox.history.writer import write_batch
 from postbox.queue.connection import UNAVAILABLE_ERRORS
@@ -104,17 +104,29 @@ class Recorder:
 
     async def _record(self, entries: list[Entry], stop: asyncio.Event) -> None:
         """Write the batch until it is written (or `stop`: then it stays pending), then XACK."""
-        batch = _batch_of(entries)
         while True:
             try:
-                await asyncio.to_thread(write_batch, self._engine, batch)
+                await asyncio.to_thread(self._write, entries)
                 break
             except HistoryUnavailable as exc:
                 logger.warning("History delayed (%d events wait): %s", len(entries), exc)
                 if await _pause(stop, RETRY_SECONDS):
                     return
         await self._client.xack(self._keys.events(), CONSUMER_GROUP, *[e[0] for e in entries])
-        self.recorded += len(batch)
+        self.recorded += len(entries)
+
+    def _write(self, entries: list[Entry]) -> None:
+        """Write the batch; if the database refuses it for its content, write its events one
+        by one and skip (and log) those it refuses, so one bad event cannot block the rest."""
+        try:
+            write_batch(self._engine, _batch_of(entries))
+        except HistoryRejected as exc:
+            logger.error("History refused a batch (%s); writing it event by event", exc)
+            for entry in entries:
+                try:
+                    write_batch(self._engine, _batch_of([entry]))
+                except HistoryRejected as single:
+                    logger.error("Skipped event %s: %s", entry[0], single)
 
     async def _upkeep(self, stop: asyncio.Event) -> None:
         """Take over what a dead recorder left pending, and trim what every group has read."""

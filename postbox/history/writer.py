@@ -41,6 +41,8 @@ def _newer(stored: Table, excluded: Any, name: str) -> ColumnElement[Any]:
 
 
 def _upsert_emails(connection: Connection, insert: Callable[[Table], Any], rows: list[Any]) -> None:
+    if not rows:
+        return
     table = schema.emails
     statement = insert(table)
     new = statement.excluded
@@ -60,6 +62,8 @@ def _upsert_emails(connection: Connection, insert: Callable[[Table], Any], rows:
 def _upsert_recipients(
     connection: Connection, insert: Callable[[Table], Any], rows: list[Any]
 ) -> None:
+    if not rows:
+        return
     table = schema.recipients
     statement = insert(table)
     new = statement.excluded
@@ -74,6 +78,8 @@ def _upsert_recipients(
 
 
 def _upsert_tags(connection: Connection, insert: Callable[[Table], Any], rows: list[Any]) -> None:
+    if not rows:
+        return
     table = schema.tags
     statement = insert(table)
     new = statement.excluded

@@ -104,6 +104,8 @@ class PreparedEmail:
     fingerprint: str
     data: EmailJobData
     delay_ms: int
+    # The API key's id, for the `email.queued` event (the history); not in the job data.
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,10 @@ class EnqueueResult:
 
 
 def prepare_email(
-    request: EmailRequest, idempotency_key: str | None, now: datetime | None = None
+    request: EmailRequest,
+    idempotency_key: str | None,
+    now: datetime | None = None,
+    key_id: str | None = None,
 ) -> PreparedEmail:
     """Compute the id and render the message of `request` (pure: no I/O)."""
     now = now or datetime.now(UTC)
@@ -141,7 +146,8 @@ def prepare_email(
     if needs_smtputf8(request):
         # The message has UTF-8 headers; the worker must send it with SMTPUTF8.
         data["smtputf8"] = True
-    return PreparedEmail(job_id, request_fingerprint, data, _delay_ms(request["send_at"], now))
+    delay_ms = _delay_ms(request["send_at"], now)
+    return PreparedEmail(job_id, request_fingerprint, data, delay_ms, key_id)
 
 
 def _delay_ms(send_at: str | None, now: datetime) -> int:
@@ -227,8 +233,15 @@ class EmailProducer:
         args: list[str | int] = []
         for email, job in zip(emails, jobs, strict=True):
             kind = events.SCHEDULED if email.delay_ms else events.QUEUED
-            send_at = email.data["summary"]["send_at"]
-            data = events.event_data(email.data, email.job_id, 0, send_at=send_at)
+            summary = email.data["summary"]
+            data = events.event_data(
+                email.data,
+                email.job_id,
+                0,
+                send_at=summary["send_at"],
+                subject=summary["subject"],
+                key_id=email.key_id,
+            )
             keys.append(self._keys.bull(email.job_id))
             args += (job.timestamp, kind, email.job_id, events.sender_domain(email.data), data)
         await self._queued_script(keys=keys, args=args, client=pipe)
