@@ -35,7 +35,8 @@ PostboxError
     ├── RateLimited              429 rate_limited
     ├── Overloaded               503 overloaded
     ├── EncryptionKeyMissing     503 encryption_key_missing
-    └── HistoryDisabled          503 history_disabled
+    ├── HistoryDisabled          503 history_disabled
+    └── HistoryDown              503 history_unavailable
 
 Each delivery error has an `error_class`: the word that starts a dead letter's reason
 ("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by;
@@ -282,4 +283,18 @@ class HistoryDisabled(ApiError):
         super().__init__(
             "No email history is kept: set DATABASE_URL to keep one.",
             {"DATABASE_URL": ["Not set on this instance."]},
+        )
+
+
+class HistoryDown(ApiError):
+    """Raised when the history is asked for and its database cannot be reached."""
+
+    status = 503
+    code = "history_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The email history database cannot be reached; try again shortly.",
+            {"DATABASE_URL": ["Not reachable from this instance."]},
+            {"Retry-After": "5"},
         )

@@ -290,6 +290,8 @@ class ApiClient:
 
     def close(self) -> None:
         self.app.extensions["postbox"].gateway.close()
+        if self.app.extensions.get("postbox_history"):
+            self.app.extensions["postbox_history"].close()
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from postbox.api.admission import BATCH_ENQUEUE_DEADLINE_SECONDS, check_in_time
 from postbox.api.auth import check_sender, current_key, sender_problem
 from postbox.api.body import read_json_object
 from postbox.api.extension import state
+from postbox.api.history import history_view
 from postbox.api.rate_limit import charge_batch
 from postbox.api.schemas import load_batch, load_email
-from postbox.errors import BadRequest, Forbidden, IdempotencyConflict, NotFound
+from postbox.errors import BadRequest, Forbidden, IdempotencyConflict
 from postbox.message.types import EmailRequest
 from postbox.queue.contract import EmailStatus
 from postbox.queue.job_ids import is_job_id
@@ -71,7 +72,7 @@ def get_email(email_id: str) -> dict[str, Any]:
     """The status of one email."""
     view = state().gateway.lookup(email_id) if is_job_id(email_id) else None
     if view is None:
-        raise NotFound(f"No email with id {email_id!r}.", {"id": ["Unknown email id."]})
+        return history_view(email_id)  # gone from the queue: the history may know it
     return view.to_json()
 
 
