@@ -1,5 +1,5 @@
-"""`postbox emails search|show|migrate|record`: the email history from the command line, and
-the recorder child that `postbox worker` runs beside its workers.
+"""`postbox emails search|show|cancel|migrate|record`: the email history and the lifecycle of
+one email from the command line, and the recorder child that `postbox worker` runs.
 
 The command line reads the history database directly (DATABASE_URL) and Redis for an email
 still in the queue; it sees every email, whatever key sent it.
@@ -25,6 +25,7 @@ from postbox.history.search import MAX_LIMIT, EmailQuery, search
 from postbox.history.views import find_record
 from postbox.logs import secret_values, setup_logging
 from postbox.queue import dead_letters
+from postbox.queue.cancel import EmailCanceler
 from postbox.queue.connection import redis_reachable
 from postbox.queue.job_ids import is_job_id
 from postbox.queue.status import lookup_email
@@ -51,7 +52,7 @@ def announce_history(settings: Settings) -> None:
         logger.warning(NO_HISTORY)
 
 
-def _settings() -> Settings:
+def _settings(need_history: bool = True) -> Settings:
     try:
         settings = load_settings(os.environ)
     except ConfigError as exc:
@@ -59,7 +60,7 @@ def _settings() -> Settings:
     setup_logging(
         settings.log_level, settings.log_format, settings.instance_id, secret_values(settings)
     )
-    if not settings.history.enabled:
+    if need_history and not settings.history.enabled:
         raise click.ClickException(NO_HISTORY + ": set it to use the history.")
     return settings
 
@@ -160,3 +161,30 @@ def _from_queue(settings: Settings, email_id: str) -> dict[str, Any] | None:
             return asyncio.run(run())
     except QueueUnavailable:
         return None  # the history may still know it
+
+
+@emails.command("cancel")
+@click.argument("email_id")
+def emails_cancel(email_id: str) -> None:
+    """Cancel a queued, scheduled or retrying email (exit 1 if a worker already took it)."""
+    settings = _settings(need_history=False)
+    if not is_job_id(email_id):
+        raise click.ClickException(f"No email with id {email_id!r}.")
+
+    async def run() -> tuple[str, str | None]:
+        async with dead_letters.open_queue(settings.redis) as queue:
+            outcome = await EmailCanceler(queue.client, queue.name).cancel(email_id)
+            view = None if outcome.result == "canceled" else await lookup_email(queue, email_id)
+        return outcome.result, str(view.status) if view else None
+
+    try:
+        with redis_reachable():
+            result, status = asyncio.run(run())
+    except QueueUnavailable as exc:
+        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+    if result == "canceled" or status == "canceled":
+        click.echo(f"{email_id} canceled")
+    elif status is None:
+        raise click.ClickException(f"No email with id {email_id!r}.")
+    else:
+        raise click.ClickException(f"{email_id} is {status}: it can no longer be canceled")

@@ -12,6 +12,7 @@ from postbox.api import (
     emails,
     health,
     history,
+    lifecycle,
     openapi,
     queue_stats,
     webhook_deliveries,
@@ -60,6 +61,7 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     register_rate_limit(v1, limiter)
     v1.register_blueprint(emails.bp)
     v1.register_blueprint(history.bp)
+    v1.register_blueprint(lifecycle.bp)
     v1.register_blueprint(queue_stats.bp)
     v1.register_blueprint(dead_letters.bp)
     v1.register_blueprint(webhooks.bp)

@@ -22,7 +22,7 @@ from typing import Any
 from postbox.queue import events
 from postbox.queue.events import Event
 
-CANCELED = "email.canceled"
+CANCELED = events.CANCELED
 
 # The email status each event leaves behind.
 STATUS_OF = {

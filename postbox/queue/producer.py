@@ -41,7 +41,7 @@ from postbox.queue import events
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.records import claim_value, parse_record, same_payload
+from postbox.queue.records import canceled_at, claim_value, parse_record, same_payload
 
 # One `SET key fingerprint EX ttl NX GET` per email, in one call: a pipeline of SETs cost the
 # API a command to encode and a reply to await (with its timeout) per email, ~10 % of intake.
@@ -175,7 +175,7 @@ class EmailProducer:
         to_add = {
             email.job_id: email
             for email, outcome, value in zip(emails, outcomes, found, strict=True)
-            if outcome is not Outcome.CONFLICT and parse_record(value) is None
+            if outcome is not Outcome.CONFLICT and not _finished(value)
         }
         try:
             await self._add(list(to_add.values()), with_events)
@@ -245,6 +245,11 @@ class EmailProducer:
             keys.append(self._keys.bull(email.job_id))
             args += (job.timestamp, kind, email.job_id, events.sender_domain(email.data), data)
         await self._queued_script(keys=keys, args=args, client=pipe)
+
+
+def _finished(found: str | None) -> bool:
+    """True when the stored value says the email was sent or canceled: nothing to add."""
+    return parse_record(found) is not None or canceled_at(found) is not None
 
 
 def _outcome(email: PreparedEmail, found: str | None) -> Outcome:
