@@ -34,6 +34,7 @@ from postbox.dev.redis_server import RedisServer
 from tests.history_fixtures import (  # noqa: F401
     database_url,
     history_env,
+    pg_history_env,
     postgres_server,
     postgres_url,
     recorder_factory,

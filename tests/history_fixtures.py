@@ -86,6 +86,12 @@ def history_env(service_env: dict[str, str], database_url: str) -> dict[str, str
 
 
 @pytest.fixture
+def pg_history_env(service_env: dict[str, str], postgres_url: str) -> dict[str, str]:
+    """The same with a PostgreSQL database only (for tests whose SQLite run adds nothing)."""
+    return {**service_env, "DATABASE_URL": postgres_url, "HISTORY_CLAIM_IDLE_SECONDS": "1"}
+
+
+@pytest.fixture
 def recorder_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], RecorderProcess]]:
     """Start `postbox emails record` processes; each is stopped at the end of the test."""
     made: list[RecorderProcess] = []

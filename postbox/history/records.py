@@ -9,7 +9,7 @@ any order, here within a batch and in SQL against what is stored (writer.py):
 - `created_ms`, the acceptance time and search order, is the earliest event's time;
 - `attempts` is the highest attempt seen;
 - facts that only some events carry (subject, key id, sent or failed time) keep the first
-  value written.
+  value written; `send_at` is the newest queued or scheduled event's (it may be moved).
 Events are rows too, keyed by their stream id: written once, however often they are read.
 """
 
@@ -47,12 +47,14 @@ FIRST_WRITTEN = (
     "message_id",
     "subject",
     "key_id",
-    "send_at",
     "sent_ms",
     "failed_ms",
     "canceled_ms",
 )
 
+# The events that say when an email is to go (`send_at`): the newest wins (a rescheduled
+# email); the other events do not carry it.
+PLANNED = (events.QUEUED, events.SCHEDULED)
 Row = dict[str, Any]
 
 
@@ -77,6 +79,7 @@ def email_row(event: Event) -> Row:
         "attempts": int(data.get("attempt") or 0),
         "created_ms": ms,
         "send_at": data.get("send_at"),
+        "send_at_seq": event.sequence if event.type in PLANNED else 0,
         "sent_ms": ms if event.type == events.SENT else None,
         "failed_ms": ms if event.type == events.FAILED else None,
         "canceled_ms": ms if event.type == CANCELED else None,
@@ -125,6 +128,8 @@ def merge_email(old: Row, new: Row) -> Row:
     if new["status_seq"] > old["status_seq"]:
         for name in ("status", "status_seq", "reply"):
             merged[name] = new[name]
+    if new["send_at_seq"] > old["send_at_seq"]:
+        merged["send_at"], merged["send_at_seq"] = new["send_at"], new["send_at_seq"]
     merged["created_ms"] = min(old["created_ms"], new["created_ms"])
     merged["attempts"] = max(old["attempts"], new["attempts"])
     for name in FIRST_WRITTEN:

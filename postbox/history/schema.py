@@ -25,6 +25,7 @@ emails = Table(
     Column("attempts", Integer, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("send_at", Text),
+    Column("send_at_seq", BigInteger, nullable=False),
     Column("sent_ms", BigInteger),
     Column("failed_ms", BigInteger),
     Column("canceled_ms", BigInteger),

@@ -48,6 +48,8 @@ def _upsert_emails(connection: Connection, insert: Callable[[Table], Any], rows:
     new = statement.excluded
     merged: dict[str, Any] = {name: _newer(table, new, name) for name in ("status", "reply")}
     merged["status_seq"] = _newer(table, new, "status_seq")
+    for name in ("send_at", "send_at_seq"):
+        merged[name] = case((new.send_at_seq > table.c.send_at_seq, new[name]), else_=table.c[name])
     merged["created_ms"] = case(
         (new.created_ms < table.c.created_ms, new.created_ms), else_=table.c.created_ms
     )

@@ -86,3 +86,33 @@ def test_cancel_at_the_boundary_is_one_or_the_other(
     assert len(smtp_server.received) == len(refused)
     assert all(api.get(f"/v1/emails/{i}").json["status"] == "canceled" for i in canceled)
     print(f"canceled {len(canceled)}, refused and delivered {len(refused)}")
+
+
+def test_a_scheduled_email_is_moved_or_made_due_now(
+    api, redis_url, redis_client, smtp_server, worker_factory
+) -> None:
+    _register(redis_url)
+    api.post("/v1/emails", json=email_payload(subject="warm-up"))
+    worker_factory()
+    wait_until(lambda: sent_count(redis_client) == 1, timeout=30)  # the worker is taking jobs
+    soon = api.post("/v1/emails", json=email_payload(subject="soon", send_at=_later(3600))).json
+    now = api.post("/v1/emails", json=email_payload(subject="now", send_at=_later(3600))).json
+    target = datetime.now(UTC) + timedelta(seconds=3)
+    moved = api.client.patch(
+        f"/v1/emails/{soon['id']}", json={"send_at": target.isoformat()}, headers=api.auth
+    )
+    assert moved.status_code == 200, moved.json
+    assert moved.json["status"] == "scheduled"
+    assert api.get(f"/v1/emails/{soon['id']}").json["send_at"] == moved.json["send_at"]
+    due = api.client.patch(f"/v1/emails/{now['id']}", json={"send_at": None}, headers=api.auth)
+    assert (due.status_code, due.json["status"]) == (200, "queued")
+
+    wait_until(lambda: sent_count(redis_client) == 3, timeout=30)
+    arrived = {r.message["Subject"]: r.at for r in smtp_server.received}
+    assert arrived["now"] < target.timestamp() <= arrived["soon"] + 0.05
+    late = api.client.patch(f"/v1/emails/{now['id']}", json={"send_at": None}, headers=api.auth)
+    assert late.status_code == 409 and late.json["error"]["fields"] == {"status": ["sent"]}
+    bad = api.client.patch(f"/v1/emails/{now['id']}", json={"send_at": "soon"}, headers=api.auth)
+    assert bad.status_code == 422 and "send_at" in bad.json["error"]["fields"]
+    types = [f["type"] for _, f in redis_client.xrange(KEYS.events()) if f["email"] == soon["id"]]
+    assert types == ["email.scheduled", "email.scheduled", "email.sent"]

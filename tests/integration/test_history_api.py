@@ -34,18 +34,19 @@ def _search(api, query: str, key: str = API_KEY) -> list[dict]:
 
 
 @pytest.fixture
-def scoped_api(api_factory, history_env):
-    """The API with a second key that may only send from example.net."""
+def scoped_api(api_factory, pg_history_env):
+    """The API with a second key that may only send from example.net (PostgreSQL only: the
+    SQLite path is the same code, run by the store and recorder tests)."""
     digest = hashlib.sha256(OTHER_KEY.encode()).hexdigest()
-    env = {**history_env, "API_KEYS": f"{API_KEY},sha256:{digest}@example.net"}
+    env = {**pg_history_env, "API_KEYS": f"{API_KEY},sha256:{digest}@example.net"}
     return api_factory(load_settings(env))
 
 
 def test_search_show_and_erase_through_the_api(
-    scoped_api, history_env, redis_client, worker_factory
+    scoped_api, pg_history_env, redis_client, worker_factory
 ) -> None:
     api = scoped_api
-    worker_factory(**history_env)
+    worker_factory(**pg_history_env)
     wait_until(lambda: recording(redis_client))
     ann = _posted(api, 4, to=["ann@example.org"], tags=["reset"], subject="Reset")
     bob = _posted(api, 3, to=["bob@example.org"], tags=["welcome"], subject="Hi")
@@ -87,8 +88,9 @@ def test_search_show_and_erase_through_the_api(
     assert len(_search(api, "status=sent")) == 3
 
 
-def test_bad_search_parameters_are_422_naming_the_field(api_factory, history_env) -> None:
-    api = api_factory(load_settings(history_env))
+def test_bad_search_parameters_are_422_naming_the_field(api_factory, tmp_path, service_env):
+    env = {**service_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'history.db'}"}
+    api = api_factory(load_settings(env))
     for query, field in (
         ("limit=101", "limit"),
         ("status=lost", "status"),

@@ -113,10 +113,13 @@ def _to_user(made: dict[str, list[str]], n: int) -> set[str]:
 
 
 def test_a_recorder_killed_with_a_batch_in_hand_loses_nothing(
-    api, history_env, engine, redis_client, recorder_factory, worker_factory
+    api, pg_history_env, redis_client, recorder_factory, worker_factory
 ) -> None:
-    """The first recorder reads a batch and cannot write it (the test holds the database's
-    write lock), and is SIGKILLed; the second takes the batch over and writes it once."""
+    """The first recorder reads a batch and cannot write it (the test holds a table lock),
+    and is SIGKILLed; the second takes the batch over and writes it once. (PostgreSQL: the
+    shared deployments, where recorders run on several instances.)"""
+    history_env = pg_history_env
+    engine = create_history_engine(HistorySettings(database_url=history_env["DATABASE_URL"]))
     first = recorder_factory(history_env)
     wait_until(lambda: recording(redis_client))
     wait_until(lambda: count_or_none(engine) == 0)
@@ -134,26 +137,18 @@ def test_a_recorder_killed_with_a_batch_in_hand_loses_nothing(
     assert count(engine, schema.events) == 120  # queued + sent, each once
     assert count(engine, schema.recipients) == 60
     wait_until(lambda: redis_client.xpending(KEYS.events(), CONSUMER_GROUP)["pending"] == 0)
+    engine.dispose()
 
 
 @contextlib.contextmanager
 def write_lock(engine: Engine) -> Iterator[None]:
-    """Hold the history's write lock: a table lock in PostgreSQL, the file's in SQLite."""
+    """Hold a lock that stops every write of the recorder's (the emails table's)."""
     with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("LOCK TABLE history_emails IN ACCESS EXCLUSIVE MODE"))
-        else:
-            raw.isolation_level = None  # type: ignore[attr-defined]
-            raw.execute("BEGIN EXCLUSIVE")  # type: ignore[attr-defined]
+        connection.execute(text("LOCK TABLE history_emails IN ACCESS EXCLUSIVE MODE"))
         try:
             yield
         finally:
-            if engine.dialect.name == "postgresql":
-                connection.rollback()
-            else:
-                raw.execute("ROLLBACK")  # type: ignore[attr-defined]
+            connection.rollback()
 
 
 def count_or_none(engine: Engine) -> int | None:

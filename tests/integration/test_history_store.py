@@ -189,3 +189,19 @@ def test_two_instances_migrating_at_once_one_applies(postgres_url) -> None:
     logs = "".join(r.stderr for r in results)  # type: ignore[attr-defined]
     assert logs.count("applied 0001_history.sql") == 1
     assert logs.count("up to date") == 1
+
+
+def test_a_moved_email_keeps_its_newest_send_at_in_any_order(engine) -> None:
+    first = _event(1, "email.scheduled", BASE_MS, send_at="2030-01-01T00:00:00+00:00")
+    moved = _event(1, "email.scheduled", BASE_MS + 5, send_at="2030-02-01T00:00:00+00:00")
+    sent = _event(1, "email.sent", BASE_MS + 9, attempt=1, recipients=[], reply="250")
+    for order in ([first, moved, sent], [sent, moved, first], [moved, sent], [sent, first]):
+        _write(engine, order[:1])
+        _write(engine, order[1:])
+        record = find_record(engine, "e00001")
+        assert record is not None
+        expected = "2030-02-01T00:00:00+00:00" if moved in order else "2030-01-01T00:00:00+00:00"
+        assert (record.row["status"], record.row["send_at"]) == ("sent", expected), order
+        with engine.begin() as connection:
+            for table in schema.ALL:
+                connection.execute(table.delete())

@@ -14,6 +14,7 @@ CREATE TABLE history_emails (
     attempts INTEGER NOT NULL,
     created_ms BIGINT NOT NULL,
     send_at TEXT,
+    send_at_seq BIGINT NOT NULL,
     sent_ms BIGINT,
     failed_ms BIGINT,
     canceled_ms BIGINT,
