@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres_server import PostgresServer
+from postbox.dev.postgres_server import PostgresServer
 
 _names = itertools.count()
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine
 
 from postbox.config.history import HistorySettings
+from postbox.dev.postgres_server import PostgresServer
 from postbox.history import schema
 from postbox.history.database import create_history_engine
 from tests.integration.test_history_recorder import count, recording, statuses
-from tests.postgres_server import PostgresServer
 from tests.support import email_payload, sent_count, wait_until
 
 OUTAGE_SECONDS = 20

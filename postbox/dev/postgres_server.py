@@ -1,6 +1,6 @@
-"""A private PostgreSQL cluster on loopback for the history tests: `initdb` and `pg_ctl` from
-Debian's `postgresql` package (scripts/setup.sh installs it; its system service is never
-started or used).
+"""A private PostgreSQL cluster on loopback, for the history tests and bench/: `initdb` and
+`pg_ctl` from Debian's `postgresql` package (scripts/setup.sh installs it; its system
+service is never started or used).
 
 The cluster lives in its own temporary directory, owned by an unprivileged user: initdb
 refuses to run as root, and the tests run as root in CI. It listens on a free loopback port,
