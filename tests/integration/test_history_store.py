@@ -3,12 +3,14 @@ any order, exact searches with stable pagination, retention, and the schema migr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy import Engine, create_engine, func, inspect, select, text
 
 from postbox.config.history import HistorySettings
@@ -17,11 +19,12 @@ from postbox.history import schema
 from postbox.history.database import create_history_engine
 from postbox.history.migrations import ADVISORY_LOCK_KEY, migrate
 from postbox.history.records import Batch
-from postbox.history.retention import delete_before
+from postbox.history.retention import RetentionLease, delete_before
 from postbox.history.search import EmailQuery, search
 from postbox.history.views import find_record
 from postbox.history.writer import write_batch
 from postbox.queue.events import Event
+from postbox.queue.keys import PostboxKeys
 from tests.support import run_postbox, wait_until
 
 BASE_MS = 1_760_000_000_000
@@ -205,3 +208,17 @@ def test_a_moved_email_keeps_its_newest_send_at_in_any_order(engine) -> None:
         with engine.begin() as connection:
             for table in schema.ALL:
                 connection.execute(table.delete())
+
+
+def test_one_instance_at_a_time_holds_the_retention_lease(redis_url) -> None:
+    async def run() -> list[bool]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            first, second = RetentionLease(client, "email"), RetentionLease(client, "email")
+            taken = [await first.acquire(), await second.acquire(), await first.acquire()]
+            await client.delete(PostboxKeys("email").history_retention_lease())  # it expired
+            return [*taken, await second.acquire(), await first.acquire()]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == [True, False, True, True, False]
