@@ -7,7 +7,6 @@ still in the queue; it sees every email, whatever key sent it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -17,8 +16,9 @@ from typing import Any
 
 import click
 
+from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
-from postbox.errors import ConfigError, HistoryUnavailable, InvalidCursor, QueueUnavailable
+from postbox.errors import ConfigError, HistoryUnavailable, InvalidCursor
 from postbox.history.database import create_history_engine
 from postbox.history.migrations import migrate
 from postbox.history.search import MAX_LIMIT, EmailQuery, search
@@ -26,7 +26,6 @@ from postbox.history.views import find_record
 from postbox.logs import secret_values, setup_logging
 from postbox.queue import dead_letters
 from postbox.queue.cancel import EmailCanceler
-from postbox.queue.connection import redis_reachable
 from postbox.queue.job_ids import is_job_id
 from postbox.queue.status import lookup_email
 from postbox.supervisor import ChildSpec
@@ -157,10 +156,9 @@ def _from_queue(settings: Settings, email_id: str) -> dict[str, Any] | None:
         return view.to_json() if view else None
 
     try:
-        with redis_reachable():
-            return asyncio.run(run())
-    except QueueUnavailable:
-        return None  # the history may still know it
+        return run_command(settings, run)
+    except click.ClickException:
+        return None  # Redis cannot be reached: the history may still know it
 
 
 @emails.command("cancel")
@@ -177,11 +175,7 @@ def emails_cancel(email_id: str) -> None:
             view = None if outcome.result == "canceled" else await lookup_email(queue, email_id)
         return outcome.result, str(view.status) if view else None
 
-    try:
-        with redis_reachable():
-            result, status = asyncio.run(run())
-    except QueueUnavailable as exc:
-        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+    result, status = run_command(settings, run)
     if result == "canceled" or status == "canceled":
         click.echo(f"{email_id} canceled")
     elif status is None:
