@@ -17,6 +17,7 @@ from typing import Any
 from postbox.errors import (
     DeliveryError,
     LockLost,
+    OutcomeUnknown,
     PermanentDeliveryError,
     Postponed,
     RelayUnavailable,
@@ -147,7 +148,8 @@ class EmailProcessor:
             logger.warning("Email %s postponed: %s", job.id, exc)
             raise Postponed(self._circuit.retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
-            self._circuit.record_success()
+            if not isinstance(exc, OutcomeUnknown):  # which got no answer at all
+                self._circuit.record_success()
             permanent = isinstance(exc, PermanentDeliveryError)
             event = failure_event(job, exc.error_class, str(exc), permanent=permanent)
             attempt = self._attempt(job, exc.error_class, exc)
