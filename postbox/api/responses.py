@@ -34,6 +34,8 @@ class DeliverySchema(Schema):
     """What the relay answered, per recipient."""
 
     smtp_reply = _nullable()
+    # The relay that accepted it (SMTP_RELAYS' name, `default` without it); null if unknown.
+    relay = _nullable()
     accepted = fields.List(_Str(), required=True)
     refused = fields.Dict(keys=_Str(), values=_Str(), required=True)
 
@@ -111,8 +113,9 @@ class ThroughputSchema(Schema):
 
 
 class WorkerRelaySchema(Schema):
-    """The relay as one worker saw it at its last heartbeat."""
+    """A relay as one worker saw it at its last heartbeat."""
 
+    name = _Str()  # in SMTP_RELAYS, `default` without it (absent from older workers)
     address = _Str(required=True)
     circuit = _Str(required=True, validate=validate.OneOf(["closed", "open", "half_open"]))
     down_since = _nullable()
@@ -140,7 +143,9 @@ class InstanceSchema(Schema):
     processed = _Int()
     started_at = _Str()
     heartbeat_seconds = fields.Float()
+    # The first relay in trouble (else the first); `relays`: every relay, in order.
     relay = fields.Nested(WorkerRelaySchema)
+    relays = fields.List(fields.Nested(WorkerRelaySchema))
 
 
 class RoleTotalsSchema(Schema):

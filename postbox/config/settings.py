@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem
@@ -28,6 +28,9 @@ from postbox.config.rate_limits import (
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from postbox.config.relays import RelaySettings
 
 T = TypeVar("T")
 
@@ -148,6 +151,8 @@ class Settings:
     heartbeat_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
+    # SMTP_RELAYS (postbox/config/relays.py); empty: the one relay `smtp` describes.
+    relays: tuple[RelaySettings, ...] = ()
 
 
 def redact_url(url: str) -> str:
@@ -399,10 +404,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises `ConfigError` naming the first variable whose value is unusable.
     """
-    env = _Env(os.environ if environ is None else environ)
+    from postbox.config.relays import load_relays  # noqa: PLC0415  (it imports this module)
+
+    environ = os.environ if environ is None else environ
+    env = _Env(environ)
+    smtp = _load_smtp(env)
     return Settings(
         redis=_load_redis(env),
-        smtp=_load_smtp(env),
+        smtp=smtp,
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
@@ -415,6 +424,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
         log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
+        relays=load_relays(environ, smtp),
     )
 
 

@@ -18,6 +18,7 @@ CircuitState = Literal["closed", "open", "half_open"]
 class RelayState(TypedDict):
     """One worker's view of the relay at its last heartbeat."""
 
+    name: str  # in SMTP_RELAYS; `default` without it
     address: str  # host:port the worker sends to
     # `open`: paused and probing; `half_open`: a probe passed, no send has yet.
     circuit: CircuitState
@@ -50,6 +51,13 @@ def relay_summary(instances: list[dict[str, Any]]) -> dict[str, Any]:
         if longest
         else None,
         "last_error": longest[0]["last_error"] if longest else None,
-        "auth_error": auth[0]["last_error"] if auth else None,
+        "auth_error": _named(auth[0]) if auth else None,
         "postponed": sum(state["postponed"] for state, _ in states),
     }
+
+
+def _named(state: RelayState) -> str | None:
+    """The state's error, with the relay's name when there are several (SMTP_RELAYS)."""
+    name = state.get("name", "default")
+    error = state["last_error"]
+    return error if name == "default" or error is None else f"relay {name}: {error}"

@@ -15,9 +15,14 @@ from postbox.queue.events import NewEvent
 
 
 def sent_event(
-    job: EmailJob, accepted: dict[str, str], refused: dict[str, str], reply: str | None
+    job: EmailJob,
+    accepted: dict[str, str],
+    refused: dict[str, str],
+    reply: str | None,
+    relay: str | None = None,
 ) -> NewEvent:
-    """`email.sent`, with each recipient's answer."""
+    """`email.sent`, with each recipient's answer and the relay that accepted it (None when
+    an earlier run's journal said so: that run's attempt line names it)."""
     recipients = [
         {"address": address, "status": "accepted", "reply": answer}
         for address, answer in accepted.items()
@@ -26,7 +31,13 @@ def sent_event(
         for address, answer in refused.items()
     ]
     return events.email_event(
-        events.SENT, job.data, job.id, job.attempt, recipients=recipients, reply=reply
+        events.SENT,
+        job.data,
+        job.id,
+        job.attempt,
+        recipients=recipients,
+        reply=reply,
+        relay=relay,
     )
 
 

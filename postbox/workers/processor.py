@@ -17,7 +17,6 @@ from typing import Any
 from postbox.errors import (
     DeliveryError,
     LockLost,
-    OutcomeUnknown,
     PermanentDeliveryError,
     Postponed,
     RelayUnavailable,
@@ -26,12 +25,12 @@ from postbox.errors import TemporaryDeliveryError as Deferred
 from postbox.queue.consumer import Completion, EmailJob
 from postbox.queue.contract import mail_options
 from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
-from postbox.workers.circuit import RelayCircuit
+from postbox.workers.circuit import retry_at_ms
 from postbox.workers.delivery_events import failure_event, sent_event
 from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
-from postbox.workers.smtp_pool import SendResult, SmtpPool
+from postbox.workers.relays import Delivery, Relays
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +43,16 @@ class EmailProcessor:
 
     def __init__(
         self,
-        smtp_pool: SmtpPool,
+        relays: Relays,
         journal: SendJournal,
         limiter: SendRateLimiter,
-        circuit: RelayCircuit,
         *,
         instance_id: str,
         metrics: WorkerMetrics,
     ) -> None:
-        self._pool = smtp_pool
+        self._relays = relays
         self._journal = journal
         self._limiter = limiter
-        self._circuit = circuit
         self._instance_id = instance_id
         self._metrics = metrics
         # Job runs that ended sent, failed or retried (not postponed), for the registry.
@@ -119,9 +116,9 @@ class EmailProcessor:
         settle = self._journal.settle_call(
             job.id, {}, {}, attempt, reply=reply, refused_total=len(entry.rejected), sent=sent
         )
-        return Completion(self._result(entry, None), (settle,))
+        return Completion(self._result(entry, None, None), (settle,))
 
-    async def _send(self, job: EmailJob, pending: list[str]) -> SendResult:
+    async def _send(self, job: EmailJob, pending: list[str]) -> Delivery:
         data = job.data
         limiter = self._limiter
 
@@ -133,7 +130,7 @@ class EmailProcessor:
                 await limiter.acquire(pending)
 
         try:
-            result = await self._pool.send(
+            delivery = await self._relays.send(
                 data["envelope_from"], pending, data["message"], ready, mail_options(data)
             )
         except Postponed:
@@ -143,13 +140,10 @@ class EmailProcessor:
         except RelayUnavailable as exc:
             # `relay_unavailable`, or `relay_auth` for a refused login (RelayAuthFailed).
             self._metrics.outcome("postponed", f"relay_{exc.error_class}")
-            self._circuit.record_failure(exc)
             await self._journal.record_attempt(job.id, self._attempt(job, exc.error_class, exc))
             logger.warning("Email %s postponed: %s", job.id, exc)
-            raise Postponed(self._circuit.retry_at_ms(), str(exc)) from exc
+            raise Postponed(retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
-            if not isinstance(exc, OutcomeUnknown):  # which got no answer at all
-                self._circuit.record_success()
             permanent = isinstance(exc, PermanentDeliveryError)
             event = failure_event(job, exc.error_class, str(exc), permanent=permanent)
             attempt = self._attempt(job, exc.error_class, exc)
@@ -158,18 +152,19 @@ class EmailProcessor:
                 "Email %s attempt %d/%d failed: %s", job.id, job.attempt, job.max_attempts, exc
             )
             raise
-        self._circuit.record_success()
-        return result
+        return delivery
 
     async def _settle(
-        self, job: EmailJob, entry: JournalEntry, pending: list[str], result: SendResult
+        self, job: EmailJob, entry: JournalEntry, pending: list[str], delivery: Delivery
     ) -> Completion:
+        result, relay = delivery.result, delivery.relay
         reply = result.reply
         accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
         rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
         deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
+        attempt["relay"] = relay
         entry = entry.merged(accepted, rejected)
         if deferred or not entry.accepted:
             failure = (
@@ -183,7 +178,7 @@ class EmailProcessor:
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
         # Written in the completion's round trip, right after the completion (one MULTI).
-        sent = sent_event(job, entry.accepted, entry.rejected, reply)
+        sent = sent_event(job, entry.accepted, entry.rejected, reply, relay)
         settle = self._journal.settle_call(
             job.id,
             accepted,
@@ -193,12 +188,13 @@ class EmailProcessor:
             refused_total=len(entry.rejected),
             sent=sent,
         )
-        return Completion(self._result(entry, reply), (settle,))
+        return Completion(self._result(entry, reply, relay), (settle,))
 
-    def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
+    def _result(self, entry: JournalEntry, reply: str | None, relay: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)
         return {
             "smtp_reply": last_reply,
+            "relay": relay,
             "accepted": sorted(entry.accepted),
             "refused": entry.rejected,
             "instance": self._instance_id,

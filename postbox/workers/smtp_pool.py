@@ -58,7 +58,7 @@ class SmtpPool:
     def __init__(self, settings: SmtpSettings, metrics: WorkerMetrics) -> None:
         self._settings = settings
         self._metrics = metrics
-        metrics.pool_size.set(settings.pool_size)
+        metrics.pool_size.inc(settings.pool_size)  # each relay has a pool
         # Connections closed after a failure and not yet replaced: the next connects are
         # counted as reconnects.
         self._lost = 0
