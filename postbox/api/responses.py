@@ -125,6 +125,8 @@ class WorkerRelaySchema(Schema):
     probes = _Int(required=True)
     last_error = _nullable()
     error_class = _nullable()
+    sends = _Int()  # since the worker started (absent from older workers)
+    failures = _Int()
 
 
 class InstanceSchema(Schema):
@@ -209,6 +211,22 @@ class RelayWorkersSchema(Schema):
     postponed = _Int(required=True)
 
 
+class RelayStatusSchema(Schema):
+    """One relay by name, as the live workers see it."""
+
+    name = _Str(required=True)
+    address = _Str(required=True)
+    status = _Str(required=True, validate=validate.OneOf(["healthy", "failing", "open"]))
+    workers_reporting = _Int(required=True)
+    workers_down = _Int(required=True)
+    down_seconds = fields.Float(required=True, allow_none=True)
+    last_error = _nullable()
+    error_class = _nullable()
+    postponed = _Int(required=True)
+    sends = _Int(required=True)
+    failures = _Int(required=True)
+
+
 class RelaySchema(Schema):
     """The relay as configured for this API instance, and as the live workers see it."""
 
@@ -218,6 +236,7 @@ class RelaySchema(Schema):
     custom_ca = fields.Boolean(required=True)
     config_error = _nullable()
     workers = fields.Nested(RelayWorkersSchema, required=True)
+    relays = fields.List(fields.Nested(RelayStatusSchema), required=True)
 
 
 class RedisMemorySchema(Schema):

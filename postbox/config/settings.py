@@ -31,6 +31,7 @@ from postbox.errors import ConfigError
 
 if TYPE_CHECKING:
     from postbox.config.relays import RelaySettings
+    from postbox.config.routes import Route
 
 T = TypeVar("T")
 
@@ -153,6 +154,7 @@ class Settings:
     log_format: str = "text"
     # SMTP_RELAYS (postbox/config/relays.py); empty: the one relay `smtp` describes.
     relays: tuple[RelaySettings, ...] = ()
+    routes: tuple[Route, ...] = ()  # SMTP_ROUTES (postbox/config/routes.py)
 
 
 def redact_url(url: str) -> str:
@@ -405,10 +407,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Raises `ConfigError` naming the first variable whose value is unusable.
     """
     from postbox.config.relays import load_relays  # noqa: PLC0415  (it imports this module)
+    from postbox.config.routes import load_routes  # noqa: PLC0415
 
     environ = os.environ if environ is None else environ
     env = _Env(environ)
     smtp = _load_smtp(env)
+    relays = load_relays(environ, smtp)
     return Settings(
         redis=_load_redis(env),
         smtp=smtp,
@@ -424,7 +428,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
         log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
-        relays=load_relays(environ, smtp),
+        relays=relays,
+        routes=load_routes(environ, [relay.name for relay in relays]),
     )
 
 

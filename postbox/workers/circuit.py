@@ -62,6 +62,10 @@ class RelayCircuit:
         self._first_delay = first_delay
         self._max_delay = max_delay
         self._recovery: asyncio.Task[None] | None = None
+        # Since the worker started, for the stats: transactions the relay answered, and
+        # failed uses of it (sends and probes).
+        self.sends = 0
+        self.failures_total = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -82,7 +86,9 @@ class RelayCircuit:
 
     def record_success(self) -> None:
         """The relay answered (whatever it said)."""
-        self._reset()
+        self.sends += 1
+        if self.failures:
+            self._reset()
 
     def record_failure(self, error: DeliveryError, *, postponed: bool = True) -> None:
         """A send could not use the relay (its email postponed, or failed over to another
@@ -96,6 +102,7 @@ class RelayCircuit:
         if self.failures == 0:
             self._failing_since = time.time()
         self.failures += 1
+        self.failures_total += 1
         self._last_error = error
         self._metrics.relay_error(error.error_class)
 
@@ -121,6 +128,8 @@ class RelayCircuit:
             "probes": self._probes,
             "last_error": str(error) if error is not None else None,
             "error_class": error.error_class if error is not None else None,
+            "sends": self.sends,
+            "failures": self.failures_total,
         }
 
     def _circuit(self) -> CircuitState:

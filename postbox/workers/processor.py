@@ -30,7 +30,8 @@ from postbox.workers.delivery_events import failure_event, sent_event
 from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
-from postbox.workers.relays import Delivery, Relays
+from postbox.workers.relays import Delivery, Relays, Route
+from postbox.workers.smtp_pool import SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,27 @@ class EmailProcessor:
                 entry.unreported_send_ms,
             )
             raise Postponed(_recheck_at_ms(entry.unreported_send_ms), "an earlier run's send")
+        if self._relays.routed:
+            return await self._deliver_routed(job, entry, pending)
         result = await self._send(job, pending)
         return await self._settle(job, entry, pending, result)
+
+    async def _deliver_routed(
+        self, job: EmailJob, entry: JournalEntry, pending: list[str]
+    ) -> Completion:
+        """SMTP_ROUTES: one transaction per route, each part's answers journalled before the
+        next starts, so a crash between parts re-sends none that a relay accepted."""
+        *parts, (route, last) = self._relays.split(job.data["envelope_from"], pending)
+        deferred: dict[str, str] = {}
+        for relays, recipients in parts:
+            delivery = await self._send(job, recipients, relays)
+            accepted, rejected, deferred_now = _answers(recipients, delivery.result)
+            attempt = self._attempt(job, "part_sent", None, reply=delivery.result.reply)
+            attempt.update(relay=delivery.relay, recipients=recipients)
+            await self._journal.record_call(job.id, accepted, rejected, attempt).run()
+            entry = entry.merged(accepted, rejected)
+            deferred.update(deferred_now)
+        return await self._settle(job, entry, last, await self._send(job, last, route), deferred)
 
     def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
         """A re-run of a job whose every recipient has the relay's final answer already."""
@@ -118,7 +138,9 @@ class EmailProcessor:
         )
         return Completion(self._result(entry, None, None), (settle,))
 
-    async def _send(self, job: EmailJob, pending: list[str]) -> Delivery:
+    async def _send(
+        self, job: EmailJob, pending: list[str], route: Route | None = None
+    ) -> Delivery:
         data = job.data
         limiter = self._limiter
 
@@ -131,7 +153,12 @@ class EmailProcessor:
 
         try:
             delivery = await self._relays.send(
-                data["envelope_from"], pending, data["message"], ready, mail_options(data)
+                data["envelope_from"],
+                pending,
+                data["message"],
+                ready,
+                mail_options(data),
+                route=route,
             )
         except Postponed:
             self._metrics.outcome("postponed", "rate_limit")
@@ -155,13 +182,18 @@ class EmailProcessor:
         return delivery
 
     async def _settle(
-        self, job: EmailJob, entry: JournalEntry, pending: list[str], delivery: Delivery
+        self,
+        job: EmailJob,
+        entry: JournalEntry,
+        pending: list[str],
+        delivery: Delivery,
+        deferred_before: dict[str, str] | None = None,
     ) -> Completion:
         result, relay = delivery.result, delivery.relay
         reply = result.reply
-        accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
-        rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
-        deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
+        accepted, rejected, deferred = _answers(pending, result)
+        if deferred_before:
+            deferred = {**deferred_before, **deferred}  # earlier parts' (SMTP_ROUTES)
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
         attempt["relay"] = relay
@@ -222,6 +254,17 @@ class EmailProcessor:
         if refused:
             record["refused"] = refused
         return record
+
+
+def _answers(
+    pending: list[str], result: SendResult
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The recipients the relay accepted, refused for good (5xx) and for now (4xx)."""
+    reply = result.reply
+    accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
+    rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
+    deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
+    return accepted, rejected, deferred
 
 
 def _listing(replies: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from postbox.config.relays import RelaySettings
+from postbox.config.routes import Route as RouteSettings
 from postbox.errors import (
     DeliveryError,
     OutcomeUnknown,
@@ -35,7 +36,7 @@ from postbox.workers.smtp_pool import SendResult, SmtpPool
 Ready = Callable[[], Awaitable[None]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per relay
 class Relay:
     """One relay as a worker uses it."""
 
@@ -47,6 +48,10 @@ class Relay:
     def name(self) -> str:
         """The relay's name in SMTP_RELAYS (`default` without it)."""
         return self.settings.name
+
+
+# The relays one email's recipients are tried through, in order (SMTP_ROUTES).
+Route = tuple[Relay, ...]
 
 
 @dataclass(frozen=True)
@@ -61,14 +66,39 @@ class Relays:
     """Every relay of this worker, in SMTP_RELAYS order."""
 
     def __init__(
-        self, settings: Sequence[RelaySettings], limiter: SendRateLimiter, metrics: WorkerMetrics
+        self,
+        settings: Sequence[RelaySettings],
+        limiter: SendRateLimiter,
+        metrics: WorkerMetrics,
+        routes: Sequence[RouteSettings] = (),
     ) -> None:
-        self.all: tuple[Relay, ...] = tuple(_relay(one, metrics) for one in settings)
+        self.all: Route = tuple(_relay(one, metrics) for one in settings)
+        by_name = {relay.name: relay for relay in self.all}
+        self._routes = [(rule, tuple(by_name[name] for name in rule.relays)) for rule in routes]
         self._limiter = limiter
         self._direct = len(self.all) == 1 and not limiter.limits_relay(self.all[0].name)
         self._gate = _AllOpen(len(self.all))
         for relay in self.all:
             relay.circuit.pauses(self._gate)
+
+    @property
+    def routed(self) -> bool:
+        """True when SMTP_ROUTES sends some recipients through some relays only."""
+        return bool(self._routes)
+
+    def split(self, sender: str, recipients: list[str]) -> list[tuple[Route, list[str]]]:
+        """The recipients grouped by the route each takes (its first matching rule, else
+        every relay), in the order the routes first appear."""
+        sender_domain = sender.rpartition("@")[2].lower()
+        parts: dict[Route, list[str]] = {}
+        for recipient in recipients:
+            domain = recipient.rpartition("@")[2].lower()
+            route = next(
+                (relays for rule, relays in self._routes if rule.matches(sender_domain, domain)),
+                self.all,
+            )
+            parts.setdefault(route, []).append(recipient)
+        return list(parts.items())
 
     def pauses(self, target: Pausable) -> None:
         """Pause `target` (the consumer) while every relay's breaker is open."""
@@ -81,9 +111,11 @@ class Relays:
         message: str,
         ready: Ready,
         mail_options: Sequence[str] = (),
+        *,
+        route: Route | None = None,
     ) -> Delivery:
-        """Deliver through the first relay that can take it; raises a `DeliveryError` (the
-        last relay's `RelayUnavailable` when none could)."""
+        """Deliver through the first relay of `route` (default: every relay) that can take
+        it; raises a `DeliveryError` (the last relay's `RelayUnavailable` when none could)."""
         if self._direct:
             # One relay and no limit of its own (the default): nothing to wrap.
             return await self._send_through_only_relay(
@@ -104,7 +136,7 @@ class Relays:
             return ready_once
 
         down: RelayUnavailable | None = None
-        relays = self.all
+        relays = route or self.all
         for index, relay in enumerate(relays):
             if relay.circuit.is_open:
                 down = relay.circuit.outage()

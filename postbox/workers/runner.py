@@ -82,7 +82,7 @@ class WorkerRunner:
         settings = self._settings
         journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
         limiter = SendRateLimiter(settings, client)
-        relays = Relays(configured_relays(settings), limiter, self._metrics)
+        relays = Relays(configured_relays(settings), limiter, self._metrics, settings.routes)
         processor = EmailProcessor(
             relays, journal, limiter, instance_id=name, metrics=self._metrics
         )

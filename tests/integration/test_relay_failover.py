@@ -86,6 +86,23 @@ def test_primary_killed_under_load_fails_over_to_the_backup_and_traffic_returns(
         assert relays["primary"] <= len(primary.received)
         assert relays["backup"] > 0
 
+        # The stats show each relay, and the advice names the one that is down.
+        stats = wait_until(
+            lambda: (
+                (s := api.get("/v1/queue/stats").json)["relay"]["relays"]
+                and s["relay"]["relays"][0]["status"] == "open"
+                and s
+            ),
+            timeout=10,
+        )
+        down, up = stats["relay"]["relays"]
+        assert (down["name"], up["name"], up["status"]) == ("primary", "backup", "healthy")
+        assert up["sends"] >= len(backup.received)
+        assert down["failures"] >= 3
+        [advice] = [a for a in stats["advice"] if a["code"] == "relay_unavailable"]
+        assert advice["message"].startswith(f"Relay primary (127.0.0.1:{primary.port})")
+        assert "mail is flowing through backup only" in advice["message"]
+
         primary.start()
         back_at = time.monotonic()
         for wave in range(4 * BREAKER_PERIOD_S):

@@ -78,3 +78,43 @@ def test_bad_relay_is_an_error_naming_the_relay_never_the_password(value, proble
     assert problem in str(raised.value)
     assert str(raised.value).startswith("SMTP_RELAYS ")
     assert "hunter2" not in str(raised.value)
+
+
+RELAYS = "primary=smtp://p,backup=smtp://b,bulk=smtp://k"
+
+
+def test_routes_name_domains_senders_and_relays_in_order():
+    settings = load_settings(
+        {
+            "SMTP_RELAYS": RELAYS,
+            "SMTP_ROUTES": "gmail.com|GoogleMail.com=bulk>primary,from:news.example=bulk,"
+            "*=primary>backup",
+        }
+    )
+    gmail, news, rest = settings.routes
+    assert gmail.relays == ("bulk", "primary")
+    assert gmail.matches("example.com", "googlemail.com")
+    assert not gmail.matches("example.com", "example.org")
+    assert news.matches("news.example", "example.org")
+    assert news.relays == ("bulk",)
+    assert rest.matches("x.example", "y.example")
+
+
+@pytest.mark.parametrize(
+    ("routes", "problem"),
+    [
+        ("gmail.com=mail", "rule 1 names relay 'mail', which SMTP_RELAYS does not define"),
+        ("gmail.com", "rule 1 'gmail.com' is not domain|domain=relay>relay"),
+        ("*=primary,x=primary>primary", "rule 2 names a relay twice"),
+        ("bad_domain!=primary", "rule 1: 'bad_domain!' is not a domain"),
+    ],
+)
+def test_bad_route_is_an_error_naming_the_rule(routes, problem):
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"SMTP_RELAYS": RELAYS, "SMTP_ROUTES": routes})
+    assert f"SMTP_ROUTES {problem}" in str(raised.value)
+
+
+def test_routes_without_smtp_relays_may_name_the_default_relay():
+    [route] = load_settings({"SMTP_ROUTES": "*=default"}).routes
+    assert route.relays == ("default",)
