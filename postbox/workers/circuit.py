@@ -26,7 +26,7 @@ from typing import Protocol
 
 from postbox.errors import DeliveryError, RelayAuthFailed, RelayUnavailable
 from postbox.queue.relay_health import CircuitState, RelayState
-from postbox.workers.metrics import WorkerMetrics
+from postbox.workers.metrics import RelayMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class RelayCircuit:
         probe: Callable[[], Awaitable[None]],
         *,
         address: str,
-        metrics: WorkerMetrics,
+        metrics: RelayMetrics,
         name: str = "default",
         threshold: int = 3,
         first_delay: float = 1.0,

@@ -204,9 +204,10 @@ class Relays:
 
 
 def _relay(settings: RelaySettings, metrics: WorkerMetrics) -> Relay:
-    pool = SmtpPool(settings.smtp, metrics)
+    relay_metrics = metrics.for_relay(settings.name)
+    pool = SmtpPool(settings.smtp, relay_metrics)
     circuit = RelayCircuit(
-        pool.probe, address=settings.address, metrics=metrics, name=settings.name
+        pool.probe, address=settings.address, metrics=relay_metrics, name=settings.name
     )
     return Relay(settings, pool, circuit)
 

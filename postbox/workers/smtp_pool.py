@@ -26,7 +26,7 @@ import aiosmtplib
 from postbox.config import SmtpSecurity, SmtpSettings
 from postbox.errors import OutcomeUnknown, StaleConnection
 from postbox.workers.failures import classify
-from postbox.workers.metrics import WorkerMetrics
+from postbox.workers.metrics import RelayMetrics
 from postbox.workers.smtp_pipelining import ContentUnanswered, send_transaction
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SendResult:
 class SmtpPool:
     """Bounded, lazily filled pool of SMTP connections."""
 
-    def __init__(self, settings: SmtpSettings, metrics: WorkerMetrics) -> None:
+    def __init__(self, settings: SmtpSettings, metrics: RelayMetrics) -> None:
         self._settings = settings
         self._metrics = metrics
         metrics.pool_size.inc(settings.pool_size)  # each relay has a pool

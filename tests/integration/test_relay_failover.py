@@ -15,7 +15,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from postbox.dev.ports import free_port
 from tests.conftest import RecordingHandler, SmtpServer
+from tests.integration.serving import scrape, total
 from tests.relay_support import relay
 from tests.support import wait_until
 
@@ -133,12 +135,20 @@ def test_550_from_the_primary_is_the_emails_problem_no_failover_a_dead_letter(ap
         assert primary.received == []
 
 
-def test_wrong_password_on_the_primary_fails_over_and_the_stats_name_the_relay(api, worker_factory):
+def test_wrong_password_on_the_primary_fails_over_and_the_stats_name_the_relay(
+    api, worker_factory, tmp_path
+):
     with (
         relay(RecordingHandler(credentials=(USER, PASSWORD))) as primary,
         relay(RecordingHandler()) as backup,
     ):
-        worker = worker_factory(**_relays_env(primary, backup, f"{USER}:{WRONG_PASSWORD}@"))
+        metrics_port = free_port()
+        worker = worker_factory(
+            **_relays_env(primary, backup, f"{USER}:{WRONG_PASSWORD}@"),
+            METRICS_PORT=str(metrics_port),
+            HOST="127.0.0.1",
+            TMPDIR=str(tmp_path),
+        )
         ids = _post(api, 20, "auth")
 
         wait_until(lambda: len(backup.received) == 20, timeout=30)
@@ -155,6 +165,12 @@ def test_wrong_password_on_the_primary_fails_over_and_the_stats_name_the_relay(a
             assert (status["status"], status["attempts"]) == ("sent", 1)
             assert status["delivery"]["relay"] == "backup"
         assert primary.received == []
+        # The worker metrics carry the relay.
+        samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert total(samples, "postbox_relay_errors_total", relay="primary", reason="auth") >= 1
+        assert total(samples, "postbox_relay_errors_total", relay="backup") == 0
+        assert total(samples, "postbox_smtp_replies_total", relay="backup", code="250") == 20
+        assert total(samples, "postbox_send_seconds_count", relay="primary") == 0
         worker.stop()
         assert WRONG_PASSWORD not in worker.log()
         assert "Relay primary" in worker.log()

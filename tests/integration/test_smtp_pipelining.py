@@ -104,7 +104,7 @@ def make_pool(relay: Relay, timeout: float = 5.0) -> SmtpPool:
     """A pool of one connection to `relay`, its metrics in `METRICS[pool]`."""
     settings = SmtpSettings(port=relay.port, pool_size=1, timeout_seconds=timeout)
     metrics = WorkerMetrics(CollectorRegistry())
-    pool = SmtpPool(settings, metrics)
+    pool = SmtpPool(settings, metrics.for_relay("default"))
     METRICS[pool] = metrics
     return pool
 
