@@ -20,13 +20,20 @@ def sent_event(
     refused: dict[str, str],
     reply: str | None,
     relay: str | None = None,
+    *,
+    relay_of: dict[str, str] | None = None,
 ) -> NewEvent:
-    """`email.sent`, with each recipient's answer and the relay that accepted it (None when
-    an earlier run's journal said so: that run's attempt line names it)."""
-    recipients = [
+    """`email.sent`, with each recipient's answer and the relay that accepted the email (None
+    when an earlier run's journal said so: that run's attempt line names it); for an email
+    split over several routes, `relay_of` gives each accepted recipient's."""
+    recipients: list[dict[str, str | None]] = [
         {"address": address, "status": "accepted", "reply": answer}
         for address, answer in accepted.items()
-    ] + [
+    ]
+    if relay_of:
+        for recipient in recipients:
+            recipient["relay"] = relay_of.get(str(recipient["address"]), relay)
+    recipients += [
         {"address": address, "status": "refused", "reply": answer}
         for address, answer in refused.items()
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,16 +112,17 @@ class EmailProcessor:
         """SMTP_ROUTES: one transaction per route, each part's answers journalled before the
         next starts, so a crash between parts re-sends none that a relay accepted."""
         *parts, (route, last) = self._relays.split(job.data["envelope_from"], pending)
-        deferred: dict[str, str] = {}
+        earlier = EarlierParts()
         for relays, recipients in parts:
             delivery = await self._send(job, recipients, relays)
-            accepted, rejected, deferred_now = _answers(recipients, delivery.result)
+            accepted, rejected, deferred = _answers(recipients, delivery.result)
             attempt = self._attempt(job, "part_sent", None, reply=delivery.result.reply)
             attempt.update(relay=delivery.relay, recipients=recipients)
             await self._journal.record_call(job.id, accepted, rejected, attempt).run()
             entry = entry.merged(accepted, rejected)
-            deferred.update(deferred_now)
-        return await self._settle(job, entry, last, await self._send(job, last, route), deferred)
+            earlier.deferred.update(deferred)
+            earlier.relays.update(dict.fromkeys(accepted, delivery.relay))
+        return await self._settle(job, entry, last, await self._send(job, last, route), earlier)
 
     def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
         """A re-run of a job whose every recipient has the relay's final answer already."""
@@ -187,13 +189,15 @@ class EmailProcessor:
         entry: JournalEntry,
         pending: list[str],
         delivery: Delivery,
-        deferred_before: dict[str, str] | None = None,
+        earlier: EarlierParts | None = None,
     ) -> Completion:
         result, relay = delivery.result, delivery.relay
         reply = result.reply
         accepted, rejected, deferred = _answers(pending, result)
-        if deferred_before:
-            deferred = {**deferred_before, **deferred}  # earlier parts' (SMTP_ROUTES)
+        relay_of = None
+        if earlier is not None:
+            deferred = {**earlier.deferred, **deferred}
+            relay_of = {**earlier.relays, **dict.fromkeys(accepted, relay)}
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
         attempt["relay"] = relay
@@ -210,7 +214,7 @@ class EmailProcessor:
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
         # Written in the completion's round trip, right after the completion (one MULTI).
-        sent = sent_event(job, entry.accepted, entry.rejected, reply, relay)
+        sent = sent_event(job, entry.accepted, entry.rejected, reply, relay, relay_of=relay_of)
         settle = self._journal.settle_call(
             job.id,
             accepted,
@@ -254,6 +258,15 @@ class EmailProcessor:
         if refused:
             record["refused"] = refused
         return record
+
+
+@dataclass
+class EarlierParts:
+    """What the parts before the last of a split email (SMTP_ROUTES) left to report: the
+    recipients deferred, and the relay that accepted each recipient."""
+
+    deferred: dict[str, str] = field(default_factory=dict)
+    relays: dict[str, str] = field(default_factory=dict)
 
 
 def _answers(

@@ -6,10 +6,16 @@ it received."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from typing import Any
 
+import redis.asyncio as redis
+
+from postbox.queue import events
+from postbox.queue.events import parse_entry
+from postbox.queue.keys import PostboxKeys
 from tests.conftest import RecordingHandler, SmtpServer
 from tests.relay_support import relay
 from tests.support import wait_until
@@ -20,6 +26,15 @@ CRASH_ENV = {
     "EMAIL_STALLED_INTERVAL_MS": "1000",
     "EMAIL_SEND_MARK_SECONDS": "2",
 }
+
+
+async def _register(redis_url: str) -> None:
+    """An event consumer, so that the worker writes the events."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await events.register_consumer(client, "email", "test")
+    finally:
+        await client.aclose()
 
 
 def _routes_env(bulk: SmtpServer, primary: SmtpServer) -> dict[str, str]:
@@ -53,7 +68,10 @@ def _sent(api: Any, email_id: str, timeout: float = 30) -> dict[str, Any]:
     return status
 
 
-def test_routed_domain_goes_only_through_its_relay_and_a_mixed_email_is_split(api, worker_factory):
+def test_routed_domain_goes_only_through_its_relay_and_a_mixed_email_is_split(
+    api, worker_factory, redis_url, redis_client
+):
+    asyncio.run(_register(redis_url))
     with relay(RecordingHandler()) as bulk, relay(RecordingHandler()) as primary:
         worker_factory(**_routes_env(bulk, primary))
         only_gmail = _post(api, ["a@gmail.com", "b@googlemail.com"], "gmail")
@@ -79,6 +97,17 @@ def test_routed_domain_goes_only_through_its_relay_and_a_mixed_email_is_split(ap
             "d@example.org",
             "e@example.net",
         ]
+        # `email.sent` names the relay of each recipient.
+        stream = [parse_entry(i, f) for i, f in redis_client.xrange(PostboxKeys("email").events())]
+        [sent] = [
+            e.payload()["data"] for e in stream if (e.type, e.email_id) == ("email.sent", mixed)
+        ]
+        assert sent["relay"] == "primary"
+        assert {r["address"]: r["relay"] for r in sent["recipients"]} == {
+            "c@gmail.com": "bulk",
+            "d@example.org": "primary",
+            "e@example.net": "primary",
+        }
 
 
 def test_worker_killed_between_the_parts_re_sends_neither_accepted_part(api, worker_factory):
