@@ -57,6 +57,7 @@ class EmailStatus(StrEnum):
     FAILED = "failed"
     # Every recipient was on the suppression list: accepted, sent to nobody.
     SUPPRESSED = "suppressed"
+    CANCELED = "canceled"
 
 
 def status_from_state(state: str, attempts_made: int, send_at_ahead: bool) -> EmailStatus | None:

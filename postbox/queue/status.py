@@ -17,7 +17,7 @@ from postbox.queue.bounce_records import load_reports
 from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
 from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.records import parse_record
+from postbox.queue.records import canceled_at, parse_record
 from postbox.queue.suppressed import load_record
 
 
@@ -68,6 +68,7 @@ class EmailView:
         if self.result is not None:
             found = {
                 "smtp_reply": self.result.get("smtp_reply"),
+                "relay": self.result.get("relay"),
                 "accepted": self.result.get("accepted", []),
                 "refused": self.result.get("refused", {}),
             }
@@ -76,6 +77,7 @@ class EmailView:
             return found
         return {
             "smtp_reply": next(iter(self.journal.accepted.values()), None),
+            "relay": None,
             "accepted": sorted(self.journal.accepted),
             "refused": self.journal.rejected,
         }
@@ -120,7 +122,11 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
 
 async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
     """The view of a sent email whose job is gone: what its compact record keeps."""
-    record = parse_record(await queue.client.get(PostboxKeys(queue.name).idempotency(job_id)))
+    found = await queue.client.get(PostboxKeys(queue.name).idempotency(job_id))
+    canceled = canceled_at(found)
+    if canceled is not None:
+        return _canceled_view(job_id, canceled)
+    record = parse_record(found)
     if record is None:
         return None
     reports = await load_reports(queue.client, queue.name, job_id)
@@ -152,6 +158,21 @@ async def _from_suppressed(queue: Queue, job_id: str) -> EmailView | None:
         finished_at=record["at"],
         failed_reason=None,
         result={**delivery, "suppressed": record["suppressed"]},
+        history=[],
+        journal=parse_entry({}),
+    )
+
+
+def _canceled_view(job_id: str, canceled_s: int) -> EmailView:
+    """A canceled email: its job is gone, its record says when."""
+    return EmailView(
+        id=job_id,
+        status=EmailStatus.CANCELED,
+        attempts=0,
+        data={},
+        finished_at=datetime.fromtimestamp(canceled_s, UTC).isoformat(),
+        failed_reason=None,
+        result=None,
         history=[],
         journal=parse_entry({}),
     )

@@ -19,25 +19,37 @@ def sent_event(
     accepted: dict[str, str],
     refused: dict[str, str],
     reply: str | None,
+    relay: str | None = None,
+    *,
+    relay_of: dict[str, str] | None = None,
     suppressed: list[str] | None = None,
 ) -> NewEvent:
-    """`email.sent`, with each recipient's answer (and those left out, suppressed)."""
-    left_out = [
+    """`email.sent`, with each recipient's answer and the relay that accepted the email (None
+    when an earlier run's journal said so: that run's attempt line names it); for an email
+    split over several routes, `relay_of` gives each accepted recipient's."""
+    recipients: list[dict[str, str | None]] = [
+        {"address": address, "status": "accepted", "reply": answer}
+        for address, answer in accepted.items()
+    ]
+    if relay_of:
+        for recipient in recipients:
+            recipient["relay"] = relay_of.get(str(recipient["address"]), relay)
+    recipients += [
+        {"address": address, "status": "refused", "reply": answer}
+        for address, answer in refused.items()
+    ]
+    # Left out right before the transaction: on the suppression list (suppression_gate.py).
+    recipients += [
         {"address": address, "status": "suppressed", "reply": None} for address in suppressed or ()
     ]
-    recipients = (
-        [
-            {"address": address, "status": "accepted", "reply": answer}
-            for address, answer in accepted.items()
-        ]
-        + [
-            {"address": address, "status": "refused", "reply": answer}
-            for address, answer in refused.items()
-        ]
-        + left_out
-    )
     return events.email_event(
-        events.SENT, job.data, job.id, job.attempt, recipients=recipients, reply=reply
+        events.SENT,
+        job.data,
+        job.id,
+        job.attempt,
+        recipients=recipients,
+        reply=reply,
+        relay=relay,
     )
 
 

@@ -23,7 +23,8 @@ from postbox.config import Settings
 from postbox.errors import DeliveryError, LockLost, PermanentDeliveryError
 from postbox.queue.consumer import EmailJob
 from postbox.queue.events import sender_domain
-from postbox.workers.smtp_pool import Reply, SendResult, SmtpPool
+from postbox.workers.relays import Delivery, Relays, Route
+from postbox.workers.smtp_pool import Reply, SendResult
 
 NOT_TRIED = 451
 
@@ -31,8 +32,8 @@ NOT_TRIED = 451
 class VerpSender:
     """Sends a job's message to each recipient apart, with its VERP envelope sender."""
 
-    def __init__(self, pool: SmtpPool, signer: VerpSigner, tokens: VerpTokens) -> None:
-        self._pool = pool
+    def __init__(self, relays: Relays, signer: VerpSigner, tokens: VerpTokens) -> None:
+        self._relays = relays
         self._signer = signer
         self._tokens = tokens
 
@@ -42,10 +43,12 @@ class VerpSender:
         recipients: list[str],
         ready: Callable[[], Awaitable[None]],
         mail_options: Sequence[str],
-    ) -> SendResult:
-        """Deliver to every recipient; raises like `SmtpPool.send` only while nothing was
-        accepted yet."""
+        route: Route | None = None,
+    ) -> Delivery:
+        """Deliver to every recipient; raises like `Relays.send` only while nothing was
+        accepted yet. The relay named is the last one that answered."""
         await self._remember(job, recipients)
+        relay = ""
         reply: str | None = None
         refused: dict[str, Reply] = {}
         for index, recipient in enumerate(recipients):
@@ -54,8 +57,8 @@ class VerpSender:
             # only confirm the lock.
             check = ready if index == 0 else job.confirm_lock
             try:
-                one = await self._pool.send(
-                    sender, [recipient], job.data["message"], check, mail_options
+                one = await self._relays.send(
+                    sender, [recipient], job.data["message"], check, mail_options, route=route
                 )
             except (DeliveryError, LockLost) as exc:
                 if reply is None:
@@ -67,9 +70,10 @@ class VerpSender:
                 for rest in recipients[index:]:
                     refused[rest] = Reply(NOT_TRIED, f"not tried yet: {exc}")
                 break
-            refused.update(one.refused)
-            reply = one.reply or reply
-        return SendResult(reply, refused)
+            relay = one.relay
+            refused.update(one.result.refused)
+            reply = one.result.reply or reply
+        return Delivery(relay, SendResult(reply, refused))
 
     async def _remember(self, job: EmailJob, recipients: list[str]) -> None:
         scope = job.data.get("suppression_scope", "*")
@@ -82,10 +86,10 @@ class VerpSender:
         )
 
 
-def verp_sender(settings: Settings, client: redis.Redis, pool: SmtpPool) -> VerpSender | None:
+def verp_sender(settings: Settings, client: redis.Redis, relays: Relays) -> VerpSender | None:
     """The VERP sender when BOUNCE_DOMAIN is set (the settings then hold ENCRYPTION_KEY)."""
     domain, key = settings.bounces.domain, settings.webhooks.encryption_key
     if domain is None or key is None:
         return None
     tokens = VerpTokens(client, settings.redis.queue_name, settings.bounces.token_ttl_days)
-    return VerpSender(pool, VerpSigner(key, domain), tokens)
+    return VerpSender(relays, VerpSigner(key, domain), tokens)

@@ -21,8 +21,14 @@ COMMON = {
     "sequence": 1764590000123000,
 }
 SAMPLES: dict[str, dict[str, Any]] = {
-    "email.queued": {**COMMON, "attempt": 0, "send_at": None},
-    "email.scheduled": {**COMMON, "attempt": 0, "send_at": "2026-01-01T09:00:00.000Z"},
+    "email.queued": {**COMMON, "attempt": 0, "send_at": None, "subject": "Hi", "key_id": "ab12"},
+    "email.scheduled": {
+        **COMMON,
+        "attempt": 0,
+        "send_at": "2026-01-01T09:00:00.000Z",
+        "subject": "Hi",
+        "key_id": None,
+    },
     "email.sent": {
         **COMMON,
         "recipients": [
@@ -56,6 +62,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "feedback_type": "abuse",
         "sequence": 1,
     },
+    "email.canceled": {**COMMON, "attempt": 0},
 }
 
 
