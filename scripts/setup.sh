@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Postbox needs on a Debian/Ubuntu machine with Python 3.11, idempotently:
-# Debian's redis-server (bullmq needs >= 7.0.8) and chromium (for tests), a virtualenv in
+# Debian's redis-server (bullmq needs >= 7.0.8), chromium and nodejs (for tests), a virtualenv in
 # .venv with the pinned requirements, and Postbox and its Python client in editable mode.
 # Safe to run again; fast when done.
 set -euo pipefail
@@ -30,6 +30,10 @@ fi
 if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian's chromium (the dashboard test drives it headless)"
   apt_install chromium
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing Debian's nodejs and npm (the interop tests run Node clients)"
+  apt_install nodejs npm
 fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"
