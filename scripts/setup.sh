@@ -35,6 +35,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "setup: installing Debian's nodejs and npm (the interop tests run Node clients)"
   apt_install nodejs npm
 fi
+# Node BullMQ and Bull Board for tests/integration/test_node_interop.py.
+source scripts/node_packages.sh
+install_node_packages tests/node tests/node/.modules "the Node interop test's packages"
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"
   if ! "$PYTHON" -m venv .venv 2>/dev/null; then
