@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import requests
 
@@ -47,10 +48,12 @@ def assert_json_413(status: int, body: bytes | dict) -> None:
 
 
 def test_every_client_reads_the_413(server: Process, tmp_path: Path) -> None:
-    """One server for all four clients: each starts its own connections."""
+    """One server for all the clients: each makes its own connections."""
     for _ in range(3):  # it was every try, not some
         urllib_reads_the_413(server.base_url)
     requests_reads_the_413_and_its_pool_goes_on(server.base_url)
+    answer = httpx.post(f"{server.base_url}/v1/emails", content=BODY, headers=HEADERS, timeout=30)
+    assert_json_413(answer.status_code, answer.content)
     curl_reads_the_413_with_and_without_expect(server.base_url, tmp_path)
     node_fetch_reads_the_413(server.base_url, tmp_path)
 
