@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 from postbox_client.calls import Call
-from postbox_client.errors import BY_STATUS, ApiError
+from postbox_client.errors import BY_CODE, BY_STATUS, ApiError
 from postbox_client.retries import (
     RetryPolicy,
     answer_retryable,
@@ -50,7 +50,7 @@ def api_error(response: httpx.Response) -> ApiError:
     code = str(error.get("code") or f"http_{response.status_code}")
     message = str(error.get("message") or response.reason_phrase or "error")
     fields = error.get("fields") if isinstance(error.get("fields"), dict) else {}
-    cls = BY_STATUS.get(response.status_code, ApiError)
+    cls = BY_CODE.get(code) or BY_STATUS.get(response.status_code, ApiError)
     return cls(response.status_code, code, message, fields, retry_after_seconds(response))
 
 

@@ -8,7 +8,8 @@ PostboxError                 any failure of a call
 │   ├── AuthenticationError  401 no valid API key
 │   ├── PermissionDenied     403 the key may not send from this address
 │   ├── NotFound             404 no such email, dead letter or webhook
-│   ├── IdempotencyConflict  409 the idempotency key was used with another payload
+│   ├── Conflict             409 the request conflicts with what exists
+│   │   └── IdempotencyConflict  the idempotency key was used with another payload
 │   ├── PayloadTooLarge      413 the body is over the server's MAX_REQUEST_BYTES
 │   ├── UnsupportedMediaType 415 the body is not JSON
 │   ├── ValidationError      422 a field is invalid (`fields` names it)
@@ -77,10 +78,14 @@ class NotFound(ApiError):
     status = 404
 
 
-class IdempotencyConflict(ApiError):
-    """Raised on 409: the idempotency key was already used with a different payload."""
+class Conflict(ApiError):
+    """Raised on 409: the request conflicts with what exists (such as a key's webhook limit)."""
 
     status = 409
+
+
+class IdempotencyConflict(Conflict):
+    """Raised on 409 `idempotency_conflict`: the key was already used with another payload."""
 
 
 class PayloadTooLarge(ApiError):
@@ -125,7 +130,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
         AuthenticationError,
         PermissionDenied,
         NotFound,
-        IdempotencyConflict,
+        Conflict,
         PayloadTooLarge,
         UnsupportedMediaType,
         ValidationError,
@@ -133,3 +138,5 @@ BY_STATUS: dict[int, type[ApiError]] = {
         ServiceUnavailable,
     )
 }
+# Errors told apart by their code rather than their status alone.
+BY_CODE: dict[str, type[ApiError]] = {"idempotency_conflict": IdempotencyConflict}
