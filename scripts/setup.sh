@@ -31,6 +31,10 @@ if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian's chromium (the dashboard test drives it headless)"
   apt_install chromium
 fi
+if ! command -v curl >/dev/null; then
+  echo "setup: installing Debian's curl (a test sends with it)"
+  apt_install curl
+fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "setup: installing Debian's nodejs and npm (the interop tests run Node clients)"
   apt_install nodejs npm

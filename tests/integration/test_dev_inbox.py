@@ -14,12 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from postbox.dev.inbox import DevInbox
 from postbox.dev.ports import free_port
 from tests.integration.serving import Process, post_json, start, wait_serving
-from tests.integration.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 from tests.support import wait_until
 
 REPORT = b"Order 1234: 2 items, 24.00 EUR\n"
@@ -47,14 +46,6 @@ def tracker() -> Iterator[ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
