@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from postbox.api.openapi_schema_examples import add_schema_examples
+
 _SHOP = "Shop <shop@example.com>"
 _RECEIPT = base64.b64encode(b"Order 1234: 2 items, 24.00 EUR\n").decode()
 _EMAIL_ID = "em_" + "6f1c" * 16
@@ -135,7 +137,9 @@ ANSWERS: dict[tuple[str, str], Any] = {
 
 
 def add_examples(document: dict[str, Any]) -> None:
-    """Put the examples into `document`'s operations (by operationId)."""
+    """Put the examples into `document`'s operations (by operationId), and one on each
+    answer schema (openapi_schema_examples.py)."""
+    add_schema_examples(document)
     for operations in document["paths"].values():
         for operation in operations.values():
             name = operation.get("operationId")

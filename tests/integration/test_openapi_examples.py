@@ -1,11 +1,15 @@
 """Every example of the OpenAPI document is true: each request example, sent as it is,
 gets its operation's documented success status, with an answer that has the fields of the
-documented example answer; the 422 example is what an invalid address really gets."""
+documented example answer; the 422 example is what an invalid address really gets; every
+schema an answer or a request uses has an example, and each example validates against its
+schema (OpenAPI 3.0's `nullable` read as JSON Schema's null type)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from jsonschema import Draft4Validator
 
 from postbox.config import load_settings
 from tests.conftest import ApiClient
@@ -78,3 +82,57 @@ def test_the_documented_validation_error_is_the_real_one(api: ApiClient) -> None
     answer = api.post("/v1/emails", json={**minimal["value"], "to": "not an address"})
     assert answer.status_code == 422
     assert answer.json == documented
+
+
+def _json_schema(node: Any) -> Any:
+    """OpenAPI 3.0 schema objects as JSON Schema: `nullable: true` allows null."""
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _json_schema(value) for key, value in node.items() if key != "nullable"}
+    if not node.get("nullable"):
+        return converted
+    if "enum" in converted:
+        converted["enum"] = [*converted["enum"], None]
+    if "type" in converted:
+        converted["type"] = [converted["type"], "null"]
+        return converted
+    return {"anyOf": [converted, {"type": "null"}]}
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft4Validator:
+    root = {"components": _json_schema(document["components"]), **_json_schema(schema)}
+    return Draft4Validator(root)
+
+
+def _answer_schemas(document: dict[str, Any]) -> set[str]:
+    """The component schemas that an answer names (request bodies have their examples on
+    the operation)."""
+    found = set()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for answer in operation["responses"].values():
+                content = answer.get("content", {})
+                ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                if ref:
+                    found.add(ref.rsplit("/", 1)[1])
+    return found
+
+
+def test_every_schema_has_an_example_that_validates(api: ApiClient) -> None:
+    document = api.client.get("/openapi.json").json
+    schemas = document["components"]["schemas"]
+    used = _answer_schemas(document)
+    assert len(used) >= 15
+    for name in sorted(used):
+        assert "example" in schemas[name], f"{name} has no example"
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        errors = list(_validator(document, ref).iter_errors(schemas[name]["example"]))
+        assert errors == [], (name, [error.message for error in errors])
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            body = _json_body(operation)
+            for label, example in (body or {}).get("examples", {}).items():
+                errors = list(_validator(document, body["schema"]).iter_errors(example["value"]))
+                assert errors == [], (operation["operationId"], label, errors)
