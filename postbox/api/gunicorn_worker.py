@@ -199,11 +199,14 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
 
 
 def _unread_body_bytes(conn: Any) -> int | None:
-    """How much of the last request's body the client announced and nobody read: 0 when
-    none is left, None when unknown (a chunked body)."""
-    body = getattr(getattr(conn.parser, "mesg", None), "body", None)
-    reader = getattr(body, "reader", None)
+    """How much of the last request's body the client announced and is not read from the
+    socket yet: 0 when none is left, None when unknown (a chunked body)."""
+    parser = conn.parser
+    reader = getattr(getattr(getattr(parser, "mesg", None), "body", None), "reader", None)
     if reader is None:
         return 0
     left = getattr(reader, "length", None)  # gunicorn's LengthReader: bytes still to come
-    return left if isinstance(left, int) else None
+    if not isinstance(left, int):
+        return None
+    # Some of them may sit in gunicorn's buffer already, read with the head.
+    return max(0, left - len(parser.unreader.buf.getvalue()))
