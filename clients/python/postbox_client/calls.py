@@ -8,9 +8,11 @@ failure that may have reached the server.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -76,7 +78,25 @@ def email_payload(
     payload = {"from": from_, "to": to if isinstance(to, str) else list(to), "subject": subject}
     payload.update(_present(text=text, html=html))
     payload.update(fields)
-    return payload
+    return jsonable(payload)
+
+
+def jsonable(email: Mapping[str, Any]) -> dict[str, Any]:
+    """`email` with Python values the API takes as text: a `datetime` for `send_at` in ISO
+    8601, and attachment `content` given as bytes in base64."""
+    found = dict(email)
+    if isinstance(found.get("send_at"), datetime):
+        found["send_at"] = found["send_at"].isoformat()
+    if found.get("attachments"):
+        found["attachments"] = [_attachment(item) for item in found["attachments"]]
+    return found
+
+
+def _attachment(item: Mapping[str, Any]) -> dict[str, Any]:
+    content = item.get("content")
+    if isinstance(content, bytes | bytearray):
+        return {**item, "content": base64.b64encode(content).decode("ascii")}
+    return dict(item)
 
 
 def send(payload: Mapping[str, Any], idempotency_key: str | None) -> Call[Accepted]:
@@ -88,7 +108,7 @@ def send(payload: Mapping[str, Any], idempotency_key: str | None) -> Call[Accept
 def send_batch(emails: Sequence[Mapping[str, Any]]) -> Call[list[BatchResult]]:
     """`POST /v1/emails/batch`; each email without an `idempotency_key` gets one, so a retry
     of the batch is a duplicate of each email, not a second copy."""
-    items = [{"idempotency_key": _new_key(), **email} for email in emails]
+    items = [{"idempotency_key": _new_key(), **jsonable(email)} for email in emails]
     return Call("POST", "/v1/emails/batch", _data, {"emails": items}, idempotent=True)
 
 

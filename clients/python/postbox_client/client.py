@@ -83,8 +83,10 @@ class Postbox:
         """Send one email: its id and status (`queued`, `scheduled`, or a duplicate's).
 
         `fields` are the API's other fields (`cc`, `bcc`, `reply_to`, `headers`,
-        `attachments`, `tags`, `send_at`). Without `idempotency_key` the call makes one;
-        pass your own (an order id, say) to make repeated calls for one email safe too.
+        `attachments`, `tags`, `send_at`); `send_at` may be an aware `datetime`, and an
+        attachment's `content` bytes (sent in base64). Without `idempotency_key` the call
+        makes one; pass your own (an order id, say) to make repeated calls for one email
+        safe too.
         """
         payload = calls.email_payload(
             from_=from_, to=to, subject=subject, text=text, html=html, fields=fields

@@ -4,6 +4,7 @@ machine), each part in its own function."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -47,6 +48,7 @@ def send_read_and_dead_letters_round_trip(postbox: Process, smtp_server: SmtpSer
             subject="Your order",
             text="Thanks!",
             html="<p>Thanks!</p>",
+            attachments=[{"filename": "receipt.txt", "content": b"Total: 24.00 EUR\n"}],
             tags=["order"],
         )
         assert accepted["status"] == "queued" and accepted["duplicate"] is False
@@ -54,6 +56,16 @@ def send_read_and_dead_letters_round_trip(postbox: Process, smtp_server: SmtpSer
         status_of(client, accepted["id"], "sent")
         [message] = [m.message for m in smtp_server.received]
         assert message["Subject"] == "Your order"
+        [receipt] = message.iter_attachments()
+        assert receipt.get_content() == "Total: 24.00 EUR\n"
+        later = client.send(
+            from_=SENDER,
+            to="ann@example.org",
+            subject="Later",
+            text="t",
+            send_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        assert later["status"] == "scheduled"
         assert client.get(accepted["id"])["attempts"] == 1
 
         again = client.send(
