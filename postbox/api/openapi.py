@@ -17,8 +17,9 @@ from flask import Blueprint
 from marshmallow import fields
 
 from postbox import __version__
-from postbox.api import openapi_deliveries, openapi_examples, openapi_webhooks, responses
+from postbox.api import openapi_deliveries, openapi_webhooks, responses
 from postbox.api.dead_letters import ListQuerySchema, RetryFilterSchema
+from postbox.api.openapi_examples import add_examples
 from postbox.api.openapi_parts import answers as _answers
 from postbox.api.openapi_parts import json_content as _json
 from postbox.api.schemas import (
@@ -103,7 +104,7 @@ def openapi_document() -> dict[str, Any]:
     for name in ("Email", "BatchItem"):
         document["components"]["schemas"][name]["anyOf"] = _BODY_REQUIRED
     document["security"] = [{"bearer": []}]
-    openapi_examples.add_examples(document)
+    add_examples(document)
     return document
 
 
