@@ -31,17 +31,6 @@ if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian's chromium (the dashboard test drives it headless)"
   apt_install chromium
 fi
-if ! command -v curl >/dev/null; then
-  echo "setup: installing Debian's curl (a test sends with it)"
-  apt_install curl
-fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "setup: installing Debian's nodejs and npm (the interop tests run Node clients)"
-  apt_install nodejs npm
-fi
-# Node BullMQ and Bull Board for tests/integration/test_node_interop.py.
-source scripts/node_packages.sh
-install_node_packages tests/node tests/node/.modules "the Node interop test's packages"
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"
   if ! "$PYTHON" -m venv .venv 2>/dev/null; then
@@ -61,3 +50,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e clients/python
   echo "$wanted" > "$stamp"
 fi
+if ! command -v curl >/dev/null; then
+  echo "setup: installing Debian's curl (a test sends with it)"
+  apt_install curl
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing Debian's nodejs and npm (the interop tests run Node clients)"
+  apt_install nodejs npm
+fi
+# Node BullMQ and Bull Board for tests/integration/test_node_interop.py.
+source scripts/node_packages.sh
+install_node_packages tests/node tests/node/.modules "the Node interop test's packages"
