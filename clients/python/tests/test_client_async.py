@@ -14,14 +14,17 @@ from postbox_client import (
     Postbox,
     RateLimited,
     RetryPolicy,
+    TransportError,
     ValidationError,
 )
 
+from postbox.dev.ports import free_port
 from tests.conftest import SmtpServer
 from tests.integration.serving import Process
 from tests.support import API_KEY, wait_until
 
 SENDER = "shop@example.com"
+QUICK = RetryPolicy(backoff=0.05)
 
 
 async def wait_sent(client: AsyncPostbox, email_id: str) -> None:
@@ -50,9 +53,21 @@ def test_async_client_sends_batches_and_reads(postbox: Process, smtp_server: Smt
             assert invalid.value.code == "validation_error" and invalid.value.fields
             with pytest.raises(NotFound):
                 await client.retry_dead_letter("em_" + "1" * 64)
+        # The async client retries the same way: a lost answer, then the same key again.
+        proxy = LossyProxy(postbox.port or 0, lose=1)
+        try:
+            async with AsyncPostbox(proxy.base_url, API_KEY, retries=QUICK) as client:
+                lost = await client.send(from_=SENDER, to="l@example.org", subject="L", text="t")
+                assert lost["duplicate"] is True
+                await wait_sent(client, lost["id"])
+        finally:
+            proxy.close()
+        async with AsyncPostbox(f"http://127.0.0.1:{free_port()}", API_KEY, retries=QUICK) as gone:
+            with pytest.raises(TransportError):
+                await gone.queue_stats()
 
     asyncio.run(scenario())
-    assert len(smtp_server.received) == 6
+    assert len(smtp_server.received) == 7
 
 
 def test_a_429_is_retried_after_its_retry_after(postbox_factory: Callable[..., Process]) -> None:
