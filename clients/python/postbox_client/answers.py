@@ -29,12 +29,12 @@ def default_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
 
 
-def result(call: Call[T], response: httpx.Response, retried: bool) -> T:
+def result(call: Call[T], response: httpx.Response, lost: bool) -> T:
     """The call's result from a 2xx answer, or the `ApiError` of any other.
 
-    A retried DELETE that finds nothing to delete did its work on a try whose answer was
-    lost: that is its success, not a 404 for the caller."""
-    if call.method == "DELETE" and retried and response.status_code == 404:
+    A DELETE that finds nothing to delete after a try whose answer was `lost` did its work
+    on that try: that is its success, not a 404 for the caller."""
+    if call.method == "DELETE" and lost and response.status_code == 404:
         return call.read(None)
     if not response.is_success:
         raise api_error(response)

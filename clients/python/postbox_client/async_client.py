@@ -185,18 +185,18 @@ class AsyncPostbox:
     # ---------------------------------------------------------------- plumbing
 
     async def _run(self, call: calls.Call[T]) -> T:
-        retry = 0
+        retry, lost = 0, False  # lost: an earlier try may have reached the server
         while True:
             failure: ApiError | httpx.TransportError
             try:
                 response = await self._http.request(
                     call.method, call.path, json=call.json, params=call.params, headers=call.headers
                 )
-                return result(call, response, retry > 0)
+                return result(call, response, lost)
             except ApiError as error:
                 failure = error
             except httpx.TransportError as error:
-                failure = error
+                failure, lost = error, True
             wait = wait_before_retry(self.retries, call, retry, failure)
             if wait is None:
                 if isinstance(failure, ApiError):
