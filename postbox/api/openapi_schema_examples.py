@@ -99,6 +99,7 @@ _QUEUE_STATS = {
         "failed": 0,
         "outcomes": {},
     },
+    "history": {"enabled": True, "days": 30, "bodies": False},
     "advice": [],
 }
 
@@ -168,6 +169,36 @@ SCHEMAS: dict[str, Any] = {
         "delivery_id": "dl_1767605412346-0",
         "type": "webhook.test",
     },
+    "HistoryPage": {
+        "data": [
+            {
+                "id": _EMAIL_ID,
+                "status": "sent",
+                "message_id": _MESSAGE_ID,
+                "from": "shop@example.com",
+                "to": [
+                    {
+                        "address": "ann@example.org",
+                        "status": "accepted",
+                        "reply": "250 2.0.0 Ok: queued as 4C1F2",
+                    }
+                ],
+                "subject": "Your order 1234",
+                "tags": ["order"],
+                "key_id": "k_7f3a9c",
+                "attempts": 1,
+                "accepted_at": "2026-01-05T09:30:11Z",
+                "send_at": None,
+                "sent_at": _AT,
+                "failed_at": None,
+                "canceled_at": None,
+                "last_reply": "250 2.0.0 Ok: queued as 4C1F2",
+                "source": "api",
+            }
+        ],
+        "next_cursor": None,
+    },
+    "HistoryErased": {"to": "ann@example.org", "deleted": 3},
     "Error": {
         "error": {
             "code": "not_found",

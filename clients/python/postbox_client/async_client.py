@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -101,6 +102,36 @@ class AsyncPostbox:
     async def get(self, email_id: str) -> EmailStatus:
         """One email's status, attempts, last error and the relay's replies."""
         return await self._run(calls.get_email(email_id))
+
+    async def search(
+        self,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Emails in the history (a server with DATABASE_URL), newest first: `data` and
+        `next_cursor` (pass it as `cursor` for the next page)."""
+        filters: dict[str, Any] = {"to": to, "from": from_, "status": status, "tag": tag}
+        filters |= {"since": since, "until": until, "cursor": cursor, "limit": limit}
+        return await self._run(calls.search_emails(filters))
+
+    async def cancel(self, email_id: str) -> dict[str, Any]:
+        """Cancel an email no worker has taken yet (queued, scheduled or retrying)."""
+        return await self._run(calls.cancel(email_id))
+
+    async def reschedule(self, email_id: str, send_at: datetime | str | None) -> dict[str, Any]:
+        """Move a queued or scheduled email to `send_at` (None: now)."""
+        return await self._run(calls.reschedule(email_id, send_at))
+
+    async def erase_history(self, to: str) -> int:
+        """Erase the history records of every email to `to` (privacy requests): how many."""
+        return await self._run(calls.erase_history(to))
 
     async def queue_stats(self) -> dict[str, Any]:
         """The queue's counts, throughput, processes and advice."""

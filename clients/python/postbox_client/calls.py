@@ -116,6 +116,35 @@ def get_email(email_id: str) -> Call[EmailStatus]:
     return Call("GET", f"/v1/emails/{_segment(email_id)}", _as_is, idempotent=True)
 
 
+def search_emails(filters: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    """`GET /v1/emails`: the history's emails matching `filters` (`to`, `from`, `status`,
+    `tag`, `since`, `until`, `cursor`, `limit`), newest first."""
+    params = {name: _query_value(value) for name, value in filters.items() if value is not None}
+    return Call("GET", "/v1/emails", _as_is, params=params, idempotent=True)
+
+
+def erase_history(to: str) -> Call[int]:
+    """`DELETE /v1/emails?to=`: the history records of every email to `to`, erased."""
+    return Call(
+        "DELETE", "/v1/emails", lambda b: int(b["deleted"]), params={"to": to}, idempotent=True
+    )
+
+
+def cancel(email_id: str) -> Call[dict[str, Any]]:
+    """Canceling twice answers 200 both times, so the call is safe to repeat."""
+    path = f"/v1/emails/{_segment(email_id)}/cancel"
+    return Call("POST", path, _as_is, idempotent=True)
+
+
+def reschedule(email_id: str, send_at: datetime | str | None) -> Call[dict[str, Any]]:
+    body = {"send_at": _query_value(send_at) if send_at is not None else None}
+    return Call("PATCH", f"/v1/emails/{_segment(email_id)}", _as_is, body, idempotent=True)
+
+
+def _query_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def queue_stats() -> Call[dict[str, Any]]:
     return Call("GET", "/v1/queue/stats", _as_is, idempotent=True)
 

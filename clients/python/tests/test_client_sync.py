@@ -4,7 +4,9 @@ machine), each part in its own function."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +35,12 @@ def status_of(client: Postbox, email_id: str, wanted: str) -> Any:
 
 
 @pytest.mark.smtp_replies(rcpt={BAD: "550 5.1.1 no such user"})
-def test_the_client_against_a_real_postbox(postbox: Process, smtp_server: SmtpServer) -> None:
+def test_the_client_against_a_real_postbox(
+    postbox_factory: Callable[..., Process], smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    postbox = postbox_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'history.db'}")
     send_read_and_dead_letters_round_trip(postbox, smtp_server)
+    cancel_reschedule_and_search(postbox)
     errors_carry_the_code_and_the_fields(postbox)
     webhooks_are_managed_and_the_secret_shown_once(postbox)
     a_lost_answer_is_retried_with_the_same_key_and_sent_once(postbox, smtp_server)
@@ -106,6 +112,23 @@ def send_read_and_dead_letters_round_trip(postbox: Process, smtp_server: SmtpSer
         client.discard_dead_letter(failed["id"])
         assert client.dead_letters()["data"] == []
         assert client.queue_stats()["queue"] == "email"
+
+
+def cancel_reschedule_and_search(postbox: Process) -> None:
+    with Postbox(postbox.base_url, API_KEY) as client:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        email = client.send(
+            from_=SENDER, to="carol@example.org", subject="Later", text="t", send_at=later
+        )
+        moved = client.reschedule(email["id"], later + timedelta(hours=1))
+        assert moved["status"] == "scheduled"
+        assert client.cancel(email["id"])["status"] == "canceled"
+        assert client.cancel(email["id"])["status"] == "canceled"  # safe to repeat
+        found = wait_until(lambda: client.search(to="carol@example.org")["data"], timeout=30)
+        assert [item["id"] for item in found] == [email["id"]]
+        sent = client.search(status="sent", limit=1)
+        assert len(sent["data"]) == 1 and sent["data"][0]["status"] == "sent"
+        assert client.erase_history("carol@example.org") == 1
 
 
 def errors_carry_the_code_and_the_fields(postbox: Process) -> None:
