@@ -104,6 +104,10 @@ class PostboxKeys:
         """Hash of one delivery (an event for an endpoint): the event, attempts, outcome."""
         return f"postbox:{self.queue_name}:webhook-delivery:{delivery_id}"
 
+    def replication_mark(self) -> str:
+        """Written by every transaction that waits for replicas (_engine/replication.py)."""
+        return f"postbox:{self.queue_name}:replication-mark"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"
