@@ -1,4 +1,5 @@
-"""A real Sentinel deployment on loopback: one primary, two replicas, three Sentinels.
+"""A Sentinel deployment on loopback (one primary, two replicas, three Sentinels), for the
+tests and bench/ (tests/integration/test_sentinel.py, bench/replica_ack.py).
 
 Every process is a `redis-server` child on a free port with its own directory (Debian's
 package ships no `redis-sentinel` binary; `redis-server file.conf --sentinel` is the same
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import redis as sync_redis
 
@@ -77,6 +79,18 @@ class SentinelGroup:
         """Let a paused server run again."""
         self._processes[port].send_signal(signal.SIGCONT)
 
+    def cut_off_replicas(self) -> None:
+        """Freeze the first primary's replicas and drop its links to them: what the primary
+        takes from now on reaches no replica (a frozen replica alone would still read what
+        its kernel buffered, once resumed). `resume` them to let them reconnect."""
+        for port in self.redis_ports[1:]:
+            self.pause(port)
+        primary = self.client(self.first_primary)
+        try:
+            primary.client_kill_filter(_type="replica")
+        finally:
+            primary.close()
+
     def client(self, port: int) -> sync_redis.Redis:
         """A client straight to the server on `port`."""
         return sync_redis.Redis(
@@ -89,8 +103,9 @@ class SentinelGroup:
             host=HOST, port=self.sentinel_ports[0], password=self.sentinel_password
         )
         try:
-            _, port = sentinel.sentinel_get_master_addr_by_name(MASTER)
-            return int(port)
+            # redis-py types the reply loosely: it is (host, port).
+            address = cast(tuple[str, int], sentinel.sentinel_get_master_addr_by_name(MASTER))
+            return int(address[1])
         finally:
             sentinel.close()
 
@@ -139,7 +154,7 @@ class SentinelGroup:
     def _sentinel_ready(self, port: int, primary: int, replicas: int) -> bool:
         sentinel = sync_redis.Redis(host=HOST, port=port, password=self.sentinel_password)
         try:
-            state = sentinel.sentinel_master(MASTER)
+            state = cast(dict[str, Any], sentinel.sentinel_master(MASTER))
         except sync_redis.RedisError:
             return False
         finally:
