@@ -6,7 +6,6 @@ override is passed on to child processes through their environment.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -19,13 +18,13 @@ import click
 from prometheus_client.multiprocess import mark_process_dead
 
 from postbox import cli_deliveries, cli_webhooks
+from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
-from postbox.errors import ConfigError, InvalidCursor, QueueUnavailable
+from postbox.errors import ConfigError, InvalidCursor
 from postbox.logs import secret_values, setup_logging
 from postbox.metrics import MULTIPROC_ENV, metrics_dirs, multiprocess_registry, serve_metrics
 from postbox.queue import dead_letters
-from postbox.queue.connection import redis_reachable
 from postbox.queue.contract import DEAD_LETTER_CLASSES
 from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
 from postbox.queue.job_ids import is_job_id
@@ -293,11 +292,7 @@ def _with_queue(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
         async with dead_letters.open_queue(settings.redis) as queue:
             return await action(queue)
 
-    try:
-        with redis_reachable():
-            return asyncio.run(run())
-    except QueueUnavailable as exc:
-        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+    return run_command(settings, run)
 
 
 def _each(

@@ -242,6 +242,13 @@ class Overloaded(ApiError):
     code = "overloaded"
 
 
+class WebhookLimitReached(ApiError):
+    """Raised when a key that already owns the most endpoints allowed makes another."""
+
+    status = 409
+    code = "webhook_limit_reached"
+
+
 class EncryptionKeyMissing(ApiError):
     """Raised when a webhook secret must be made or read and ENCRYPTION_KEY is not set:
     secrets are kept only encrypted, so without the key there is nothing to do."""
