@@ -176,7 +176,7 @@ class EmailProcessor:
                 else PermanentDeliveryError("All recipients refused: " + _listing(rejected))
             )
             event = failure_event(job, failure.error_class, str(failure), permanent=not deferred)
-            await self._journal.record_call(job.id, accepted, rejected, attempt, event).run()
+            await self._journal.record(job.id, accepted, rejected, attempt, event)
             raise failure
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()

@@ -79,7 +79,9 @@ class WorkerRunner:
         self, client: redis.Redis, pool: SmtpPool, name: str
     ) -> tuple[EmailConsumer, RelayCircuit, EmailProcessor]:
         settings = self._settings
-        journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
+        journal = SendJournal(
+            client, settings.redis.queue_name, settings.dedup_window_seconds, settings.redis.ack
+        )
         limiter = SendRateLimiter(settings, client)
         smtp = settings.smtp
         circuit = RelayCircuit(

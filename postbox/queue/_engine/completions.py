@@ -39,7 +39,7 @@ from redis.exceptions import NoScriptError
 from postbox.config import ReplicaAck
 from postbox.group_commit import GroupCommit
 from postbox.queue._engine.locks import FIRST_RETRY_SECONDS, retry_delays
-from postbox.queue._engine.replication import ReplicatedTransaction, wait_for_replicas
+from postbox.queue._engine.replication import ReplicatedTransaction, until_replicated
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.connection import UNAVAILABLE_ERRORS
 
@@ -77,23 +77,12 @@ class Completions:
             for call in calls:
                 call.queue(pipe)
         results = await pipe.execute(raise_on_error=False)
-        await self._replicated(pipe.replicas_acked)
+        await until_replicated(self._client, self._mark_key, self._ack, pipe.replicas_acked)
         outcomes, start = [], 0
         for calls in groups:
             outcomes.append(await _outcome(calls, results[start : start + len(calls)]))
             start += len(calls)
         return outcomes
-
-    async def _replicated(self, acked: int) -> None:
-        """Return once the replicas asked for hold what ran; a lost connection raises."""
-        while acked < self._ack.replicas:
-            logger.warning(
-                "%d of %d replicas confirmed a completion in %d ms; waiting again",
-                acked,
-                self._ack.replicas,
-                self._ack.timeout_ms,
-            )
-            acked = await wait_for_replicas(self._client, self._mark_key, self._ack)
 
 
 async def _outcome(calls: Sequence[ScriptCall], results: Sequence[Any]) -> Any:

@@ -16,12 +16,15 @@ too (the replication stream is one ordered log): the first post's job included.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
 from postbox.config import ReplicaAck
+
+logger = logging.getLogger(__name__)
 
 # The mark only has to reach the replicas; then it may go.
 MARK_TTL_MS = 60_000
@@ -67,3 +70,23 @@ async def wait_for_replicas(client: redis.Redis, mark_key: str, ack: ReplicaAck)
     async with ReplicatedTransaction(client, mark_key, ack) as pipe:
         await pipe.execute()
         return pipe.replicas_acked
+
+
+async def until_replicated(
+    client: redis.Redis, mark_key: str, ack: ReplicaAck, acked: int | None = None
+) -> None:
+    """Return once `ack.replicas` hold everything the primary ran before; `acked`: how many
+    a WAIT already confirmed (None: none asked yet). Waits again for as long as they do not;
+    a lost connection raises (the primary may be gone: the caller replays its writes)."""
+    if not ack.replicas:
+        return
+    if acked is None:
+        acked = await wait_for_replicas(client, mark_key, ack)
+    while acked < ack.replicas:
+        logger.warning(
+            "%d of %d replicas confirmed a write in %d ms; waiting again",
+            acked,
+            ack.replicas,
+            ack.timeout_ms,
+        )
+        acked = await wait_for_replicas(client, mark_key, ack)
