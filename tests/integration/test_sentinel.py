@@ -40,6 +40,9 @@ def ha_env(service_env: dict[str, str], sentinels: SentinelGroup) -> dict[str, s
         **service_env,
         **sentinels.env(),
         "REDIS_ACK_REPLICAS": "1",
+        # Both rate limiters keep their windows in Redis too, through the same pools.
+        "API_RATE_LIMIT": "100000/minute",
+        "EMAIL_RATE_LIMIT": "1000/second",
         # Jobs active on the lost primary come back within seconds, not 30.
         "EMAIL_LOCK_DURATION_MS": "5000",
         "EMAIL_STALLED_INTERVAL_MS": "5000",
@@ -73,6 +76,8 @@ def test_acknowledged_emails_survive_a_primary_kill_and_are_delivered_once(
         statuses[status] += 1
         slowest = max(slowest, took)
         assert status in {202, 503}, response.json
+        if status == 202:
+            assert response.headers["RateLimit-Limit"] == "100000"
         if status == 503:
             assert response.headers["Retry-After"]
             refused.append(index)
@@ -172,6 +177,7 @@ def test_a_post_that_no_replica_confirms_answers_503_and_its_retry_is_safe(
         sentinels.pause(port)
     try:
         status, took, response = _post(api, 1)
+        batch = api.post("/v1/emails/batch", json={"emails": [email_payload(subject="b")]})
     finally:
         for port in replicas:
             sentinels.resume(port)
@@ -179,9 +185,11 @@ def test_a_post_that_no_replica_confirms_answers_503_and_its_retry_is_safe(
     assert response.json["error"]["code"] == "queue_unavailable"
     assert response.headers["Retry-After"]
     assert took < 3
+    assert batch.status_code == 503
     retry_status, _, retry = _post(api, 1)
     assert retry_status == 200  # the job was kept: the retry finds it, and waits again
     assert retry.json["id"].startswith("em_")
+    assert api.get("/v1/queue/stats").json["counts"]["waiting"] == 3  # the batch's too
 
 
 def test_the_cli_reaches_redis_through_the_sentinels(sentinels, ha_env):
