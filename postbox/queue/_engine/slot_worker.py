@@ -80,7 +80,7 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
         self._idle: deque[asyncio.Future[None]] = deque()
         mark = PostboxKeys(name).replication_mark()
         self._completions = Completions(self.client, mark, ack)
-        self._locks = LockConfirmations(self, send_needs_ms, send_mark_ms)
+        self._locks = LockConfirmations(self, send_needs_ms, send_mark_ms, ack)
 
     async def confirm_lock(self, job_id: str, token: str) -> None:
         """Extend the job's lock before a send; raises `LockLost` if it is not this
