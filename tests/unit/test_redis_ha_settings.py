@@ -7,6 +7,7 @@ import pytest
 
 from postbox.config import load_settings
 from postbox.errors import ConfigError
+from postbox.logs import secret_values
 
 SENTINELS = "s0:26379, s1:26380,[::1]:26381"
 
@@ -76,3 +77,16 @@ def test_ack_replicas_and_timeout_are_parsed_and_bounded():
         load_settings({"REDIS_ACK_REPLICAS": "-1"})
     with pytest.raises(ConfigError, match="REDIS_ACK_TIMEOUT_MS"):
         load_settings({"REDIS_ACK_TIMEOUT_MS": "60000"})
+
+
+def test_sentinel_passwords_are_masked_in_logs():
+    settings = load_settings(
+        {
+            "REDIS_SENTINELS": "s0:26379",
+            "REDIS_SENTINEL_PASSWORD": "sentinel-secret-1",
+            "REDIS_PASSWORD": "redis-secret-2",
+        }
+    )
+    secrets = secret_values(settings)
+    assert "sentinel-secret-1" in secrets
+    assert "redis-secret-2" in secrets
