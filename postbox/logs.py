@@ -88,6 +88,8 @@ def secret_values(settings: Settings) -> list[str]:
         sentinel.redis_password if sentinel else None,
         settings.api.secret_key,
         settings.webhooks.encryption_key,
+        settings.history.password,
+        *(relay.smtp.password for relay in settings.relays),
     )
     return [value for value in candidates if value]
 

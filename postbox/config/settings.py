@@ -13,12 +13,13 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem
 
 from postbox.config.api_keys import ApiKey, parse_api_keys
+from postbox.config.history import HistorySettings, load_history
 from postbox.config.rate_limits import (
     RateLimit,
     parse_api_rate_limit,
@@ -34,6 +35,10 @@ from postbox.config.redis_ha import (
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from postbox.config.relays import RelaySettings
+    from postbox.config.routes import Route
 
 T = TypeVar("T")
 
@@ -149,6 +154,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
     keep_completed_jobs: int = 1000
@@ -157,6 +163,9 @@ class Settings:
     heartbeat_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
+    # SMTP_RELAYS (postbox/config/relays.py); empty: the one relay `smtp` describes.
+    relays: tuple[RelaySettings, ...] = ()
+    routes: tuple[Route, ...] = ()  # SMTP_ROUTES (postbox/config/routes.py)
 
 
 def redact_url(url: str) -> str:
@@ -442,14 +451,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises `ConfigError` naming the first variable whose value is unusable.
     """
-    env = _Env(os.environ if environ is None else environ)
+    from postbox.config.relays import load_relays  # noqa: PLC0415  (it imports this module)
+    from postbox.config.routes import load_routes  # noqa: PLC0415
+
+    environ = os.environ if environ is None else environ
+    env = _Env(environ)
+    smtp = _load_smtp(env)
+    relays = load_relays(environ, smtp)
     return Settings(
         redis=_load_redis(env),
-        smtp=_load_smtp(env),
+        smtp=smtp,
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
         webhooks=_load_webhooks(env),
+        history=load_history(os.environ if environ is None else environ),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"
@@ -458,6 +474,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
         log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
+        relays=relays,
+        routes=load_routes(environ, [relay.name for relay in relays]),
     )
 
 

@@ -108,6 +108,10 @@ class PostboxKeys:
         """Written by every transaction that waits for replicas (_engine/replication.py)."""
         return f"postbox:{self.queue_name}:replication-mark"
 
+    def history_retention_lease(self) -> str:
+        """String held (SET NX PX) by the instance deleting expired history records."""
+        return f"postbox:{self.queue_name}:history:retention-lease"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"
