@@ -4,7 +4,8 @@ PostboxError
 ├── ConfigError              a setting in the environment is unusable
 ├── RedisServerError         no usable private redis-server could be started (dev, tests)
 ├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
-│   └── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
+│   ├── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
+│   └── NotReplicated        fewer replicas than REDIS_ACK_REPLICAS confirmed a write in time
 ├── InvalidCursor            a pagination cursor was not made by Postbox
 ├── HistoryUnavailable       the history database cannot be reached (or is busy)
 ├── HistoryRejected          the history database refused a write for its content
@@ -79,6 +80,11 @@ class QueueUnavailable(PostboxError):
 
 class QueueFull(QueueUnavailable):
     """Raised when Redis refuses a write because it reached `maxmemory` (noeviction)."""
+
+
+class NotReplicated(QueueUnavailable):
+    """Raised when the primary took a write but fewer replicas than REDIS_ACK_REPLICAS
+    confirmed it in time: it may be lost in a failover, so it is not acknowledged."""
 
 
 class InvalidCursor(PostboxError, ValueError):

@@ -27,6 +27,12 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.redis_ha import (
+    ReplicaAck,
+    SentinelSettings,
+    parse_ack_timeout_ms,
+    parse_sentinels,
+)
 from postbox.config.ses import SesSettings, parse_topic_arns
 from postbox.config.suppressions import REASONS, SuppressionSettings, ttl_variable
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
@@ -57,11 +63,14 @@ class RedisSettings:
     # New emails are refused (503 queue_full) once Redis uses this share of its maxmemory:
     # the rest stays for the workers, who need writes to move queued emails out.
     intake_memory_percent: int = 95
+    # Set: the primary is found through Sentinel, and `url` is not used (redis_ha.py).
+    sentinel: SentinelSettings | None = None
+    ack: ReplicaAck = field(default_factory=ReplicaAck)
 
     @property
     def safe_url(self) -> str:
-        """The URL with any password replaced, for logs and error messages."""
-        return redact_url(self.url)
+        """Where the queue is (the URL with any password replaced), for logs and errors."""
+        return self.sentinel.describe() if self.sentinel else redact_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,16 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY", "ENCRYPTION_KEY"})
+_SECRET_NAMES = frozenset(
+    {
+        "SMTP_PASSWORD",
+        "API_KEYS",
+        "SECRET_KEY",
+        "ENCRYPTION_KEY",
+        "REDIS_PASSWORD",
+        "REDIS_SENTINEL_PASSWORD",
+    }
+)
 
 
 class _Env:
@@ -301,6 +319,31 @@ def _load_redis(env: _Env) -> RedisSettings:
         intake_memory_percent=env.get(
             "REDIS_INTAKE_MEMORY_PERCENT", 95, _percent, "not a percentage"
         ),
+        sentinel=_load_sentinel(env),
+        ack=ReplicaAck(
+            replicas=env.get("REDIS_ACK_REPLICAS", 0, _whole_number, "not a whole number"),
+            timeout_ms=env.get("REDIS_ACK_TIMEOUT_MS", 1000, parse_ack_timeout_ms, "bad"),
+        ),
+    )
+
+
+def _load_sentinel(env: _Env) -> SentinelSettings | None:
+    nodes = env.get("REDIS_SENTINELS", None, parse_sentinels, "not host:port,...")
+    if nodes is None:
+        for name in ("REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "REDIS_PASSWORD"):
+            if env.raw(name) is not None:
+                raise ConfigError(f"{name} is set without REDIS_SENTINELS, which it goes with")
+        return None
+    if env.raw("REDIS_URL") is not None:
+        raise ConfigError(
+            "REDIS_URL and REDIS_SENTINELS are both set: use one (REDIS_SENTINELS finds the"
+            " primary through Sentinel)"
+        )
+    return SentinelSettings(
+        nodes=nodes,
+        master=env.raw("REDIS_SENTINEL_MASTER") or "mymaster",
+        password=env.raw("REDIS_SENTINEL_PASSWORD"),
+        redis_password=env.raw("REDIS_PASSWORD"),
     )
 
 

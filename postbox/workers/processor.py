@@ -144,7 +144,7 @@ class EmailProcessor:
             accepted, rejected, deferred = _answers(recipients, delivery.result)
             attempt = self._attempt(job, "part_sent", None, reply=delivery.result.reply)
             attempt.update(relay=delivery.relay, recipients=recipients)
-            await self._journal.record_call(job.id, accepted, rejected, attempt).run()
+            await self._journal.record(job.id, accepted, rejected, attempt)
             entry = entry.merged(accepted, rejected)
             earlier.deferred.update(deferred)
             earlier.relays.update(dict.fromkeys(accepted, delivery.relay))
@@ -246,7 +246,7 @@ class EmailProcessor:
                 else PermanentDeliveryError("All recipients refused: " + _listing(rejected))
             )
             event = failure_event(job, failure.error_class, str(failure), permanent=not deferred)
-            await self._journal.record_call(job.id, accepted, rejected, attempt, event).run()
+            await self._journal.record(job.id, accepted, rejected, attempt, event)
             raise failure
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()

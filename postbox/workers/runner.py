@@ -82,7 +82,9 @@ class WorkerRunner:
         self, client: redis.Redis, name: str
     ) -> tuple[EmailConsumer, Relays, EmailProcessor]:
         settings = self._settings
-        journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
+        journal = SendJournal(
+            client, settings.redis.queue_name, settings.dedup_window_seconds, settings.redis.ack
+        )
         limiter = SendRateLimiter(settings, client)
         relays = Relays(configured_relays(settings), limiter, self._metrics, settings.routes)
         gate = SuppressionGate(
