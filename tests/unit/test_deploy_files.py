@@ -159,7 +159,7 @@ def test_the_settings_recorder_sees_the_settings_module_reads() -> None:
 
 def test_compose_file_has_the_scale_out_services() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"redis", "api", "lb", "worker", "mailpit"}
+    assert set(services) == {"redis", "postgres", "api", "lb", "worker", "mailpit"}
     assert set(postbox_services()) == {"api", "worker"}
 
 
