@@ -17,9 +17,11 @@ PostboxError
 ├── StaleConnection          a reused SMTP connection turned out to be closed by the relay
 ├── DeliveryError            one attempt to hand a message to the relay failed
 │   ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
-│   │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
-│   │       └── RelayAuthFailed  the relay refused the SMTP credentials (530, 534, 535,
-│   │                            538): the emails wait, unharmed, until an operator acts
+│   │   ├── RelayUnavailable     the relay itself is down (refused, timed out, 421)
+│   │   │   └── RelayAuthFailed  the relay refused the SMTP credentials (530, 534, 535,
+│   │   │                        538): the emails wait, unharmed, until an operator acts
+│   │   └── OutcomeUnknown       the connection was lost after the message was written:
+│   │                            the relay may have it, so no instant resend
 │   └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
 │       └── RelayMisconfigured   the relay cannot be used as configured (TLS required but
 │                                not offered, an untrusted certificate)
@@ -145,6 +147,14 @@ class RelayAuthFailed(RelayUnavailable):
     """
 
     error_class = "auth"
+
+
+class OutcomeUnknown(TemporaryDeliveryError):
+    """Raised when the connection was lost (or the reply timed out) after the message's
+    content was written: the relay may have accepted it, so it is retried on the backoff
+    schedule like a 4xx, never at once on another connection."""
+
+    error_class = "unknown_outcome"
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem
@@ -29,6 +29,10 @@ from postbox.config.rate_limits import (
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from postbox.config.relays import RelaySettings
+    from postbox.config.routes import Route
 
 T = TypeVar("T")
 
@@ -150,6 +154,9 @@ class Settings:
     heartbeat_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
+    # SMTP_RELAYS (postbox/config/relays.py); empty: the one relay `smtp` describes.
+    relays: tuple[RelaySettings, ...] = ()
+    routes: tuple[Route, ...] = ()  # SMTP_ROUTES (postbox/config/routes.py)
 
 
 def redact_url(url: str) -> str:
@@ -401,10 +408,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises `ConfigError` naming the first variable whose value is unusable.
     """
-    env = _Env(os.environ if environ is None else environ)
+    from postbox.config.relays import load_relays  # noqa: PLC0415  (it imports this module)
+    from postbox.config.routes import load_routes  # noqa: PLC0415
+
+    environ = os.environ if environ is None else environ
+    env = _Env(environ)
+    smtp = _load_smtp(env)
+    relays = load_relays(environ, smtp)
     return Settings(
         redis=_load_redis(env),
-        smtp=_load_smtp(env),
+        smtp=smtp,
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
@@ -418,6 +431,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
         log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
+        relays=relays,
+        routes=load_routes(environ, [relay.name for relay in relays]),
     )
 
 
