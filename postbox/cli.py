@@ -1,4 +1,4 @@
-"""The `postbox` command line: serve | worker | dev | dlq | keys | webhooks.
+"""The `postbox` command line: serve | worker | dev | dlq | keys | webhooks | emails.
 
 Every setting comes from the environment; a flag only overrides its variable, and the
 override is passed on to child processes through their environment.
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_deliveries, cli_webhooks
+from postbox import cli_deliveries, cli_emails, cli_webhooks
 from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
@@ -31,6 +31,8 @@ from postbox.queue.job_ids import is_job_id
 from postbox.supervisor import ChildSpec, Supervisor
 
 T = TypeVar("T")
+# A supervised worker runs alone: the supervisor runs the dispatcher and recorder beside it.
+LONE_WORKER = {"WEBHOOK_DISPATCHER": "false", "HISTORY_RECORDER": "false"}
 # Threads per gunicorn process. A request costs ~2 ms of CPU under the GIL, so a few threads
 # keep the process busy while others wait on Redis; more only queue for the GIL, and the
 # accept loop, which sheds the excess, waits behind them on each socket call. At 3,000
@@ -65,7 +67,11 @@ def worker_specs(count: int, metrics_dir: str) -> list[ChildSpec]:
         ChildSpec(
             f"worker-{index + 1}",
             argv,
-            env={MULTIPROC_ENV: metrics_dir, "WEBHOOK_DISPATCHER": "false"},
+            env={
+                MULTIPROC_ENV: metrics_dir,
+                "WEBHOOK_DISPATCHER": "false",
+                "HISTORY_RECORDER": "false",
+            },
             on_exit=lambda pid: mark_process_dead(pid, metrics_dir),  # type: ignore[no-untyped-call]
         )
         for index in range(count)
@@ -151,6 +157,8 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
         if workers_dir:
             specs += worker_specs(settings.worker.processes, workers_dir)
             specs += dispatcher_specs(settings, workers_dir)
+            specs += cli_emails.recorder_specs(settings, {})
+        cli_emails.announce_history(settings)
         code = _supervise(settings, specs, env, workers_dir)
     sys.exit(code)
 
@@ -166,14 +174,17 @@ def worker(processes: int | None, concurrency: int | None) -> None:
     settings, env = _settings(
         _overrides(EMAIL_WORKER_PROCESSES=processes, EMAIL_WORKER_CONCURRENCY=concurrency)
     )
-    if settings.worker.processes == 1 and not settings.webhook_delivery.run_dispatcher:
+    cli_emails.announce_history(settings)
+    recorder = cli_emails.recorder_specs(settings, {})
+    alone = not settings.webhook_delivery.run_dispatcher and not recorder
+    if settings.worker.processes == 1 and alone:
         from postbox.workers.runner import run_worker  # noqa: PLC0415
 
         run_worker(settings)
         return
     with metrics_dirs() as dirs:
         specs = worker_specs(settings.worker.processes, dirs.workers)
-        specs += dispatcher_specs(settings, dirs.workers)
+        specs += dispatcher_specs(settings, dirs.workers) + recorder
         code = _supervise(settings, specs, env, dirs.workers)
     sys.exit(code)
 
@@ -416,6 +427,9 @@ def webhooks_dispatch() -> None:
 def webhooks_deliveries(endpoint_id: str, state: str, limit: int, as_json: bool) -> None:
     """Show an endpoint's recent delivery attempts (or its failed or pending deliveries)."""
     cli_deliveries.show_deliveries(_settings({})[0], endpoint_id, state, limit, as_json)
+
+
+cli.add_command(cli_emails.emails)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint
 
 from postbox.api.extension import state
+from postbox.api.history import history_status
 from postbox.queue.advice import advise, figures
 from postbox.queue.relay_health import relay_summary, relays_summary
 from postbox.webhooks.stats import webhook_stats
@@ -52,4 +53,5 @@ def build_stats() -> dict[str, Any]:
     stats["webhooks"] = state().gateway.with_client(lambda client: webhook_stats(client, name))
     found = figures(stats, stats["at_ms"], rate_limit.per_second if rate_limit else None)
     stats["advice"] = [advice.to_json() for advice in advise(found)]
+    stats["history"] = history_status()
     return stats
