@@ -17,7 +17,13 @@ from flask import Blueprint
 from marshmallow import fields
 
 from postbox import __version__
-from postbox.api import openapi_deliveries, openapi_history, openapi_webhooks, responses
+from postbox.api import (
+    openapi_deliveries,
+    openapi_history,
+    openapi_lifecycle,
+    openapi_webhooks,
+    responses,
+)
 from postbox.api.dead_letters import ListQuerySchema, RetryFilterSchema
 from postbox.api.openapi_examples import add_examples
 from postbox.api.openapi_parts import answers as _answers
@@ -97,8 +103,10 @@ def openapi_document() -> dict[str, Any]:
     openapi_webhooks.add_components(spec)
     openapi_deliveries.add_components(spec)
     openapi_history.add_components(spec)
+    openapi_lifecycle.add_components(spec)
     _add_paths(spec)
     openapi_history.add_paths(spec)
+    openapi_lifecycle.add_paths(spec)
     openapi_webhooks.add_paths(spec)
     openapi_deliveries.add_paths(spec)
     document: dict[str, Any] = spec.to_dict()
