@@ -20,6 +20,7 @@ from postbox import __version__
 from postbox.api import (
     openapi_deliveries,
     openapi_history,
+    openapi_lifecycle,
     openapi_suppressions,
     openapi_webhooks,
     responses,
@@ -104,8 +105,10 @@ def openapi_document() -> dict[str, Any]:
     openapi_deliveries.add_components(spec)
     openapi_suppressions.add_components(spec)
     openapi_history.add_components(spec)
+    openapi_lifecycle.add_components(spec)
     _add_paths(spec)
     openapi_history.add_paths(spec)
+    openapi_lifecycle.add_paths(spec)
     openapi_webhooks.add_paths(spec)
     openapi_deliveries.add_paths(spec)
     openapi_suppressions.add_paths(spec)

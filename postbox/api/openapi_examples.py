@@ -70,6 +70,13 @@ REQUESTS: dict[str, dict[str, dict[str, Any]]] = {
             },
         }
     },
+    "rescheduleEmail": {
+        "later": {
+            "summary": "Send it on a given day",
+            "value": {"send_at": "2027-01-05T09:00:00Z"},
+        },
+        "now": {"summary": "Send it now", "value": {"send_at": None}},
+    },
     "retryDeadLetters": {
         "by_class": {
             "summary": "Requeue the dead letters of one error class",
@@ -122,6 +129,8 @@ ANSWERS: dict[tuple[str, str], Any] = {
     ("sendEmail", "422"): _INVALID,
     ("sendBatch", "202"): {"data": [{"index": 0, **_ACCEPTED}]},
     ("retryDeadLetters", "202"): {"retried": 2},
+    ("rescheduleEmail", "200"): {"id": _EMAIL_ID, "status": "queued", "send_at": None},
+    ("cancelEmail", "200"): {"id": _EMAIL_ID, "status": "canceled"},
     ("createWebhook", "201"): {
         "id": "wh_3q2Jx0bY1m5Vv9cKp4sT7w",
         "url": "https://crm.example.com/hooks/postbox",

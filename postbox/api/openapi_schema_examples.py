@@ -150,6 +150,7 @@ SCHEMAS: dict[str, Any] = {
     "RequeuedMany": {"retried": 2},
     "QueueStats": _QUEUE_STATS,
     "Health": {"status": "ok", "redis": "ok"},
+    "LifecycleAnswer": {"id": _EMAIL_ID, "status": "scheduled", "send_at": "2027-01-05T09:00:00Z"},
     "Webhook": _WEBHOOK,
     "WebhookCreated": {**_WEBHOOK, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
     "WebhookList": {"data": [_WEBHOOK]},

@@ -7,7 +7,7 @@ from typing import Any
 from apispec import APISpec
 from marshmallow import Schema, fields, validate
 
-from postbox.api.openapi_parts import answers, json_content
+from postbox.api.openapi_parts import answers
 from postbox.api.suppressions import AddSuppressionSchema, SuppressionQuerySchema
 from postbox.suppressions.entries import Reason
 
@@ -57,12 +57,36 @@ class SuppressionAddedSchema(Schema):
     data = fields.List(fields.Nested(SuppressionSchema), required=True)
 
 
+_ENTRY = {
+    "address": "ann@example.org",
+    "scope": "*",
+    "reason": "unsubscribe",
+    "created_at": "2026-01-05T09:30:12+00:00",
+    "email_id": None,
+    "evidence": None,
+    "note": "asked by phone",
+    "expires_at": None,
+}
+ADD_EXAMPLES = {
+    "unsubscribe": {
+        "summary": "Stop mail to an address that asked",
+        "value": {"address": "ann@example.org", "reason": "unsubscribe", "note": "by phone"},
+    }
+}
+
+
 def add_components(spec: APISpec) -> None:
-    """The request and answer schemas."""
+    """The request and answer schemas, each answer with its example."""
     spec.components.schema("SuppressionAdd", schema=AddSuppressionSchema)
-    spec.components.schema("Suppression", schema=SuppressionSchema)
-    spec.components.schema("SuppressionList", schema=SuppressionListSchema)
-    spec.components.schema("SuppressionAdded", schema=SuppressionAddedSchema)
+    spec.components.schema("Suppression", {"example": _ENTRY}, schema=SuppressionSchema)
+    spec.components.schema(
+        "SuppressionList",
+        {"example": {"data": [_ENTRY], "next_cursor": None}},
+        schema=SuppressionListSchema,
+    )
+    spec.components.schema(
+        "SuppressionAdded", {"example": {"data": [_ENTRY]}}, schema=SuppressionAddedSchema
+    )
 
 
 def add_paths(spec: APISpec) -> None:
@@ -92,9 +116,10 @@ def _ses() -> dict[str, Any]:
         "Needs BOUNCE_DOMAIN: a notification is matched by the VERP envelope sender.",
         "operationId": "sesNotification",
         "security": [],
+        # SNS posts its JSON message as text/plain.
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {"text/plain": {"schema": {"type": "string"}}},
         },
         "responses": answers(
             "200", "Verified; what was done.", _OUTCOME, ("400", "403", "413"), _SNS_ERRORS
@@ -115,7 +140,15 @@ def _add() -> dict[str, Any]:
     return {
         "summary": "Suppress an address (manual or unsubscribe), in the key's scope",
         "operationId": "addSuppression",
-        "requestBody": {"required": True, "content": json_content("SuppressionAdd")},
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/SuppressionAdd"},
+                    "examples": ADD_EXAMPLES,
+                }
+            },
+        },
         "responses": {
             **answers("201", "Added.", "SuppressionAdded", WRITE_ERRORS),
             **answers("200", "It was suppressed already.", "SuppressionAdded", ()),

@@ -72,6 +72,8 @@ def test_every_request_example_gets_its_documented_answer(
                 assert _shape(answer.json) == _shape(documented["example"]), (name, label)
         if name == "createWebhook":
             made["endpoint_id"] = answer.json["id"]
+        if name == "sendEmail":
+            made["email_id"] = answer.json["id"]
     assert sent >= 8
 
 
