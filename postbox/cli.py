@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_deliveries, cli_emails, cli_webhooks
+from postbox import cli_deliveries, cli_emails, cli_suppressions, cli_webhooks
 from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
@@ -430,6 +430,18 @@ def webhooks_deliveries(endpoint_id: str, state: str, limit: int, as_json: bool)
 
 
 cli.add_command(cli_emails.emails)
+cli.add_command(cli_suppressions.make_group(lambda: _settings({})[0]), "suppressions")
+
+
+@cli.command()
+def bounces() -> None:
+    """Listen for bounces and complaints sent to BOUNCE_DOMAIN (SMTP)."""
+    settings = _settings({})[0]
+    if settings.bounces.domain is None:
+        raise click.ClickException("Set BOUNCE_DOMAIN (and ENCRYPTION_KEY) to take bounces.")
+    from postbox.bounces.listener import run_listener  # noqa: PLC0415
+
+    run_listener(settings)
 
 
 def main() -> None:

@@ -12,9 +12,11 @@ from postbox.api import (
     emails,
     health,
     history,
+    inbound_ses,
     lifecycle,
     openapi,
     queue_stats,
+    suppressions,
     webhook_deliveries,
     webhooks,
 )
@@ -66,7 +68,10 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     v1.register_blueprint(dead_letters.bp)
     v1.register_blueprint(webhooks.bp)
     v1.register_blueprint(webhook_deliveries.bp)
+    v1.register_blueprint(suppressions.bp)
     app.register_blueprint(v1)
+    # SNS sends no API key: its signature authenticates it (inbound_ses.py).
+    app.register_blueprint(inbound_ses.bp)
     if settings.api.dev_inbox_dir:
         from postbox.api import dev_inbox  # noqa: PLC0415  (development runs only)
 

@@ -14,6 +14,7 @@ from postbox.api.extension import state
 from postbox.api.history import history_view
 from postbox.api.rate_limit import charge_batch
 from postbox.api.schemas import load_batch, load_email
+from postbox.api.suppression_screen import screen, sent_to_nobody_body
 from postbox.errors import BadRequest, Forbidden, IdempotencyConflict
 from postbox.message.types import EmailRequest
 from postbox.queue.contract import EmailStatus
@@ -31,13 +32,17 @@ def send_email() -> tuple[dict[str, Any], int]:
     check_sender(email_request)
     prepared = prepare_email(email_request, _idempotency_key(), key_id=current_key().key_id)
     check_in_time()
-    [result] = state().gateway.enqueue([prepared])
+    screened = screen([prepared])
+    if screened.sent_to_nobody:
+        return sent_to_nobody_body(prepared, screened.suppressed[prepared.job_id]), 202
+    [result] = state().gateway.enqueue(screened.to_enqueue)
     if result.outcome is Outcome.CONFLICT:
         raise IdempotencyConflict(
             "This Idempotency-Key was used with a different payload.",
             {"Idempotency-Key": ["Already used with a different payload."]},
         )
     body = _item_body(prepared, result, _current_statuses([result]))
+    body["suppressed"] = screened.suppressed[prepared.job_id]
     return body, 202 if result.outcome is Outcome.CREATED else 200
 
 
@@ -57,13 +62,17 @@ def send_batch() -> tuple[dict[str, Any], int]:
     key_id = current_key().key_id
     prepared = [prepare_email(i["request"], i["idempotency_key"], now, key_id) for i in items]
     check_in_time(BATCH_ENQUEUE_DEADLINE_SECONDS)
-    results = state().gateway.enqueue(prepared)
+    screened = screen(prepared)
+    results = state().gateway.enqueue(screened.to_enqueue) if screened.to_enqueue else []
     statuses = _current_statuses(results)
+    queued = iter(results)
     body = [
-        _batch_item(index, p, r, statuses)
-        for index, (p, r) in enumerate(zip(prepared, results, strict=True))
+        {"index": index, **sent_to_nobody_body(p, screened.suppressed[p.job_id])}
+        if p.job_id in screened.sent_to_nobody
+        else _batch_item(index, p, next(queued), statuses, screened.suppressed[p.job_id])
+        for index, p in enumerate(prepared)
     ]
-    created = any(result.outcome is Outcome.CREATED for result in results)
+    created = screened.sent_to_nobody or any(r.outcome is Outcome.CREATED for r in results)
     return {"data": body}, 202 if created else 200
 
 
@@ -120,7 +129,11 @@ def _item_body(
 
 
 def _batch_item(
-    index: int, prepared: PreparedEmail, result: EnqueueResult, statuses: dict[str, str]
+    index: int,
+    prepared: PreparedEmail,
+    result: EnqueueResult,
+    statuses: dict[str, str],
+    suppressed: list[str],
 ) -> dict[str, Any]:
     if result.outcome is Outcome.CONFLICT:
         error = {
@@ -128,4 +141,4 @@ def _batch_item(
             "message": "This idempotency_key was used with a different payload.",
         }
         return {"index": index, "id": result.job_id, "error": error}
-    return {"index": index, **_item_body(prepared, result, statuses)}
+    return {"index": index, **_item_body(prepared, result, statuses), "suppressed": suppressed}

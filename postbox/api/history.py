@@ -32,7 +32,7 @@ from postbox.history.search import MAX_LIMIT, EmailQuery, search
 from postbox.history.views import find_record
 
 bp = Blueprint("history", __name__)
-STATUSES = ("queued", "scheduled", "retrying", "sent", "failed", "canceled")
+STATUSES = ("queued", "scheduled", "retrying", "sent", "failed", "canceled", "suppressed")
 EXTENSION = "postbox_history"
 
 

@@ -21,6 +21,7 @@ from postbox.api import (
     openapi_deliveries,
     openapi_history,
     openapi_lifecycle,
+    openapi_suppressions,
     openapi_webhooks,
     responses,
 )
@@ -102,6 +103,7 @@ def openapi_document() -> dict[str, Any]:
         spec.components.schema(name, schema=getattr(responses, f"{name}Schema"))
     openapi_webhooks.add_components(spec)
     openapi_deliveries.add_components(spec)
+    openapi_suppressions.add_components(spec)
     openapi_history.add_components(spec)
     openapi_lifecycle.add_components(spec)
     _add_paths(spec)
@@ -109,6 +111,7 @@ def openapi_document() -> dict[str, Any]:
     openapi_lifecycle.add_paths(spec)
     openapi_webhooks.add_paths(spec)
     openapi_deliveries.add_paths(spec)
+    openapi_suppressions.add_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     openapi_webhooks.finish(document)
     openapi_history.finish(document)

@@ -113,6 +113,7 @@ _ACCEPTED = {
     "message_id": "<6f1c6f1c@example.com>",
     "status": "queued",
     "duplicate": False,
+    "suppressed": [],
 }
 _INVALID = {
     "error": {

@@ -28,6 +28,9 @@ class AcceptedSchema(Schema):
     message_id = _Str(required=True)
     status = _Str(required=True)
     duplicate = fields.Boolean(required=True)
+    suppressed = fields.List(
+        _Str(), metadata={"description": "Recipients left out: on the suppression list."}
+    )
 
 
 class DeliverySchema(Schema):
@@ -38,6 +41,14 @@ class DeliverySchema(Schema):
     relay = _nullable()
     accepted = fields.List(_Str(), required=True)
     refused = fields.Dict(keys=_Str(), values=_Str(), required=True)
+    suppressed = fields.List(
+        _Str(), metadata={"description": "Recipients on the suppression list."}
+    )
+    bounced = fields.Dict(
+        keys=_Str(),
+        values=fields.Dict(),
+        metadata={"description": "Per recipient, the latest bounce or complaint report."},
+    )
 
 
 class EmailStatusSchema(Schema):

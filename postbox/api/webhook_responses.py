@@ -103,7 +103,7 @@ class RecipientOutcomeSchema(Schema):
     """What the relay answered for one recipient."""
 
     address = _Str(required=True)
-    status = _Str(required=True, validate=validate.OneOf(["accepted", "refused"]))
+    status = _Str(required=True, validate=validate.OneOf(["accepted", "refused", "suppressed"]))
     reply = _nullable()
     relay = _Str(
         metadata={
@@ -147,6 +147,32 @@ class RetriedDataSchema(EventDataSchema):
     """`email.retried`: a dead letter was requeued (attempt 0)."""
 
 
+class SuppressedDataSchema(EventDataSchema):
+    """`email.suppressed`: every recipient (`to`) is on the suppression list; not sent."""
+
+
+class BouncedDataSchema(Schema):
+    """`email.bounced`: a delivery status notification came back for one recipient."""
+
+    email_id = _Str(required=True)
+    to = fields.List(_Str(), required=True, metadata={"description": "The recipient, alone."})
+    recipient = _Str(required=True)
+    bounce_type = _Str(required=True, validate=validate.OneOf(["hard", "soft"]))
+    status = _Str(required=True, metadata={"description": "Its enhanced status code: 5.1.1."})
+    diagnostic = _Str(required=True, metadata={"description": "The DSN's Diagnostic-Code."})
+    sequence = _Int(required=True)
+
+
+class ComplainedDataSchema(Schema):
+    """`email.complained`: a feedback report (ARF) says the recipient marked it as spam."""
+
+    email_id = _Str(required=True)
+    to = fields.List(_Str(), required=True)
+    recipient = _Str(required=True)
+    feedback_type = _Str(required=True, metadata={"description": "abuse, fraud, ..."})
+    sequence = _Int(required=True)
+
+
 class CanceledDataSchema(EventDataSchema):
     """`email.canceled`: called back before any worker took it; it will not be sent."""
 
@@ -166,6 +192,9 @@ EVENT_PAYLOADS: dict[str, tuple[str, type[Schema]]] = {
     events.DEFERRED: ("EmailDeferredEvent", DeferredDataSchema),
     events.FAILED: ("EmailFailedEvent", FailedDataSchema),
     events.RETRIED: ("EmailRetriedEvent", RetriedDataSchema),
+    events.SUPPRESSED: ("EmailSuppressedEvent", SuppressedDataSchema),
+    events.BOUNCED: ("EmailBouncedEvent", BouncedDataSchema),
+    events.COMPLAINED: ("EmailComplainedEvent", ComplainedDataSchema),
     events.CANCELED: ("EmailCanceledEvent", CanceledDataSchema),
     TEST_EVENT: ("WebhookTestEvent", TestDataSchema),
 }

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from limits import RateLimitItem
 
 from postbox.config.api_keys import ApiKey, parse_api_keys
+from postbox.config.bounces import BounceSettings, parse_bounce_domain
 from postbox.config.history import HistorySettings, load_history
 from postbox.config.rate_limits import (
     RateLimit,
@@ -32,6 +33,8 @@ from postbox.config.redis_ha import (
     parse_ack_timeout_ms,
     parse_sentinels,
 )
+from postbox.config.ses import SesSettings, parse_topic_arns
+from postbox.config.suppressions import REASONS, SuppressionSettings, ttl_variable
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
@@ -154,6 +157,9 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    suppressions: SuppressionSettings = field(default_factory=SuppressionSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
+    ses: SesSettings = field(default_factory=SesSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
@@ -446,6 +452,29 @@ def _load_webhooks(env: _Env) -> WebhookSettings:
     )
 
 
+def _load_suppressions(env: _Env) -> SuppressionSettings:
+    ttl = {r: env.positive_int(ttl_variable(r), 0) for r in REASONS}
+    return SuppressionSettings(
+        ttl_days={reason: days for reason, days in ttl.items() if days},
+        suppress_hard_refusals=env.get("SUPPRESS_ON_HARD_REFUSALS", True, _bool, "bad"),
+        suppress_policy_refusals=env.get("SUPPRESS_ON_POLICY_REFUSALS", False, _bool, "bad"),
+    )
+
+
+def _load_bounces(env: _Env, encryption_key: str | None) -> BounceSettings:
+    defaults = BounceSettings()
+    domain = env.get("BOUNCE_DOMAIN", None, parse_bounce_domain, "bad domain")
+    if domain and not encryption_key:
+        raise ConfigError("BOUNCE_DOMAIN needs ENCRYPTION_KEY (its tokens are signed with it)")
+    return BounceSettings(
+        domain=domain,
+        smtp_host=env.raw("BOUNCE_SMTP_HOST") or defaults.smtp_host,
+        smtp_port=env.get("BOUNCE_SMTP_PORT", defaults.smtp_port, _port, "not a port"),
+        max_message_bytes=env.positive_int("BOUNCE_MAX_MESSAGE_BYTES", defaults.max_message_bytes),
+        token_ttl_days=env.positive_int("BOUNCE_TOKEN_TTL_DAYS", defaults.token_ttl_days),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from `environ` (default: the process environment).
 
@@ -458,14 +487,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Env(environ)
     smtp = _load_smtp(env)
     relays = load_relays(environ, smtp)
+    webhooks = _load_webhooks(env)
     return Settings(
         redis=_load_redis(env),
         smtp=smtp,
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
-        webhooks=_load_webhooks(env),
-        history=load_history(os.environ if environ is None else environ),
+        webhooks=webhooks,
+        history=load_history(environ),
+        suppressions=_load_suppressions(env),
+        bounces=_load_bounces(env, webhooks.encryption_key),
+        ses=SesSettings(
+            cert_file=env.get("SES_SNS_CERT_FILE", None, _ca_file, "not a readable file"),
+            topic_arns=env.get("SES_SNS_TOPIC_ARNS", (), parse_topic_arns, "bad ARNs"),
+        ),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"

@@ -33,6 +33,10 @@ STATUS_OF = {
     events.FAILED: "failed",
     events.RETRIED: "queued",
     CANCELED: "canceled",
+    events.SUPPRESSED: "suppressed",
+    # A report after the relay's 250: the email was sent; its recipient carries the report.
+    events.BOUNCED: "sent",
+    events.COMPLAINED: "sent",
 }
 # Each recipient's outcome after an event that does not name them one by one.
 RECIPIENT_STATUS_OF = {
@@ -42,6 +46,9 @@ RECIPIENT_STATUS_OF = {
     events.FAILED: "failed",
     events.RETRIED: "pending",
     CANCELED: "canceled",
+    events.SUPPRESSED: "suppressed",
+    events.BOUNCED: "bounced",
+    events.COMPLAINED: "complained",
 }
 FIRST_WRITTEN = (
     "message_id",

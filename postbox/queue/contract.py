@@ -41,6 +41,9 @@ class EmailJobData(TypedDict):
     summary: EmailSummary
     # True when an address is not ASCII: the relay must offer SMTPUTF8 (RFC 6531).
     smtputf8: NotRequired[bool]
+    # The sender domain, when the API key that sent it is restricted to domains: the scope
+    # of a suppression this email causes (a hard bounce); absent, such an entry is global.
+    suppression_scope: NotRequired[str]
 
 
 class EmailStatus(StrEnum):
@@ -52,6 +55,8 @@ class EmailStatus(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
+    # Every recipient was on the suppression list: accepted, sent to nobody.
+    SUPPRESSED = "suppressed"
     CANCELED = "canceled"
 
 

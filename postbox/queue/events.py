@@ -9,7 +9,11 @@ no event announces a change that did not happen, and none is lost to a crash bet
   BullMQ records the retry or the dead letter (a worker killed between the two re-runs the
   attempt, which writes the event again: at least once);
 - `email.retried`: with a dead letter's requeue (dead_letters.py);
-- `email.canceled`: by the cancel script, with the job's removal (cancel.py).
+- `email.canceled`: by the cancel script, with the job's removal (cancel.py);
+- `email.suppressed`: with the record of an email every recipient of which is suppressed,
+  at intake or in the worker (suppressed.py);
+- `email.bounced` / `email.complained`: with the record of a bounce or complaint report the
+  bounce listener accepted (bounce_records.py).
 
 Consumers (the webhook dispatcher; later the history and suppression lists) each read the
 stream through their own consumer group, so they read at their own pace and a dead consumer's
@@ -44,7 +48,21 @@ DEFERRED = "email.deferred"
 FAILED = "email.failed"
 RETRIED = "email.retried"
 CANCELED = "email.canceled"
-EVENT_TYPES = (QUEUED, SCHEDULED, SENT, DEFERRED, FAILED, RETRIED, CANCELED)
+SUPPRESSED = "email.suppressed"
+BOUNCED = "email.bounced"
+COMPLAINED = "email.complained"
+EVENT_TYPES = (
+    QUEUED,
+    SCHEDULED,
+    SENT,
+    DEFERRED,
+    FAILED,
+    RETRIED,
+    CANCELED,
+    SUPPRESSED,
+    BOUNCED,
+    COMPLAINED,
+)
 
 # A Lua function the writing scripts include: appends one event while a consumer exists.
 EMIT_EVENT_LUA = """

@@ -104,6 +104,30 @@ class PostboxKeys:
         """Hash of one delivery (an event for an endpoint): the event, attempts, outcome."""
         return f"postbox:{self.queue_name}:webhook-delivery:{delivery_id}"
 
+    def suppressions(self) -> str:
+        """Hash of the suppression list: `<address> <scope>` -> the entry (JSON)."""
+        return f"postbox:{self.queue_name}:suppressions"
+
+    def suppressions_index(self) -> str:
+        """Sorted set of the same members, all scored 0, for listing in address order."""
+        return f"postbox:{self.queue_name}:suppressions:index"
+
+    def suppressions_expiry(self) -> str:
+        """Sorted set of the entries that expire, scored by when (ms)."""
+        return f"postbox:{self.queue_name}:suppressions:expiry"
+
+    def suppressed_email(self, job_id: str) -> str:
+        """Holds what happened to an email all of whose recipients were suppressed."""
+        return f"postbox:{self.queue_name}:suppressed-email:{job_id}"
+
+    def verp_token(self, token: str) -> str:
+        """Names the email and recipient of a VERP token (postbox/bounces/tokens.py)."""
+        return f"postbox:{self.queue_name}:verp:{token}"
+
+    def bounces(self, job_id: str) -> str:
+        """Hash of an email's bounce reports: recipient -> the latest report (JSON)."""
+        return f"postbox:{self.queue_name}:bounces:{job_id}"
+
     def replication_mark(self) -> str:
         """Written by every transaction that waits for replicas (_engine/replication.py)."""
         return f"postbox:{self.queue_name}:replication-mark"

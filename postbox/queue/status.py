@@ -7,16 +7,18 @@ A sent email's job is removed at completion; within the dedup window its compact
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from bullmq import Job, Queue
 
+from postbox.queue.bounce_records import load_reports
 from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
 from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.records import canceled_at, parse_record
+from postbox.queue.suppressed import load_record
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class EmailView:
     result: dict[str, Any] | None
     history: list[dict[str, Any]]
     journal: JournalEntry
+    # Per recipient, the latest bounce or complaint report (bounce_records.py).
+    reports: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body of the status endpoint."""
@@ -53,15 +57,24 @@ class EmailView:
         return body
 
     def _delivery(self) -> dict[str, Any]:
+        found = self._replies()
+        if self.reports:
+            found["bounced"] = self.reports
+        return found
+
+    def _replies(self) -> dict[str, Any]:
         """Per recipient, what the relay answered; from the result once the job completed,
         else from the journal (which may already hold a 250 for a job still running)."""
         if self.result is not None:
-            return {
+            found = {
                 "smtp_reply": self.result.get("smtp_reply"),
                 "relay": self.result.get("relay"),
                 "accepted": self.result.get("accepted", []),
                 "refused": self.result.get("refused", {}),
             }
+            if self.result.get("suppressed"):
+                found["suppressed"] = self.result["suppressed"]
+            return found
         return {
             "smtp_reply": next(iter(self.journal.accepted.values()), None),
             "relay": None,
@@ -79,16 +92,20 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
     state = await queue.getJobState(job_id)
     job = await Job.fromId(queue, job_id)
     if job is None:
-        return await _from_record(queue, job_id)
+        return await _from_record(queue, job_id) or await _from_suppressed(queue, job_id)
     async with queue.client.pipeline(transaction=False) as pipe:
         keys = PostboxKeys(queue.name)
         pipe.lrange(keys.attempt_log(job_id), 0, -1)
         pipe.hgetall(keys.journal(job_id))
-        logs, journal = await pipe.execute()
+        pipe.hgetall(keys.bounces(job_id))
+        logs, journal, reports = await pipe.execute()
     data: dict[str, Any] = job.data or {}
     status = status_from_state(state, job.attemptsMade, _ahead(data))
     if status is None:
         return None
+    result = job.returnvalue if isinstance(job.returnvalue, dict) else None
+    if status is EmailStatus.SENT and result and result.get("suppressed_all"):
+        status = EmailStatus.SUPPRESSED
     return EmailView(
         id=job_id,
         status=status,
@@ -96,9 +113,10 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
         data=data,
         finished_at=_iso(job.finishedOn),
         failed_reason=job.failedReason,
-        result=job.returnvalue if isinstance(job.returnvalue, dict) else None,
+        result=result,
         history=[json.loads(line) for line in logs],
         journal=parse_entry(cast(dict[str, str], journal)),
+        reports={r: json.loads(v) for r, v in cast(dict[str, str], reports).items()},
     )
 
 
@@ -111,6 +129,7 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
     record = parse_record(found)
     if record is None:
         return None
+    reports = await load_reports(queue.client, queue.name, job_id)
     return EmailView(
         id=job_id,
         status=record.status,
@@ -124,6 +143,26 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
             "accepted": [],
             "refused": {},
         },
+        history=[],
+        journal=parse_entry({}),
+        reports=reports,
+    )
+
+
+async def _from_suppressed(queue: Queue, job_id: str) -> EmailView | None:
+    """The view of an email sent to nobody (every recipient suppressed)."""
+    record = await load_record(queue.client, queue.name, job_id)
+    if record is None:
+        return None
+    delivery: dict[str, Any] = {"smtp_reply": None, "accepted": [], "refused": {}}
+    return EmailView(
+        id=job_id,
+        status=EmailStatus.SUPPRESSED,
+        attempts=0,
+        data={k: record[k] for k in ("summary", "message_id", "accepted_at")},
+        finished_at=record["at"],
+        failed_reason=None,
+        result={**delivery, "suppressed": record["suppressed"]},
         history=[],
         journal=parse_entry({}),
     )

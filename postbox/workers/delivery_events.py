@@ -22,6 +22,7 @@ def sent_event(
     relay: str | None = None,
     *,
     relay_of: dict[str, str] | None = None,
+    suppressed: list[str] | None = None,
 ) -> NewEvent:
     """`email.sent`, with each recipient's answer and the relay that accepted the email (None
     when an earlier run's journal said so: that run's attempt line names it); for an email
@@ -36,6 +37,10 @@ def sent_event(
     recipients += [
         {"address": address, "status": "refused", "reply": answer}
         for address, answer in refused.items()
+    ]
+    # Left out right before the transaction: on the suppression list (suppression_gate.py).
+    recipients += [
+        {"address": address, "status": "suppressed", "reply": None} for address in suppressed or ()
     ]
     return events.email_event(
         events.SENT,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from postbox.errors import (
     DeliveryError,
     LockLost,
@@ -33,6 +35,8 @@ from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.relays import Delivery, Relays, Route
 from postbox.workers.smtp_pool import SendResult
+from postbox.workers.suppression_gate import SuppressionGate
+from postbox.workers.verp_sender import VerpSender
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +55,12 @@ class EmailProcessor:
         *,
         instance_id: str,
         metrics: WorkerMetrics,
+        suppressions: SuppressionGate | None = None,
+        verp: VerpSender | None = None,
     ) -> None:
         self._relays = relays
+        self._suppressions = suppressions
+        self._verp = verp
         self._journal = journal
         self._limiter = limiter
         self._instance_id = instance_id
@@ -101,13 +109,31 @@ class EmailProcessor:
                 entry.unreported_send_ms,
             )
             raise Postponed(_recheck_at_ms(entry.unreported_send_ms), "an earlier run's send")
+        suppressed = await self._suppressions.suppressed(job, pending) if self._suppressions else []
+        if suppressed:
+            pending = [r for r in pending if r not in suppressed]
+            if not pending:
+                return self._sent_to_nobody(job, entry, suppressed)
         if self._relays.routed:
-            return await self._deliver_routed(job, entry, pending)
+            return await self._deliver_routed(job, entry, pending, suppressed)
         result = await self._send(job, pending)
-        return await self._settle(job, entry, pending, result)
+        return await self._settle(job, entry, pending, result, suppressed=suppressed)
+
+    def _sent_to_nobody(
+        self, job: EmailJob, entry: JournalEntry, suppressed: list[str]
+    ) -> Completion:
+        """Every recipient still pending is now suppressed: no transaction. An email some
+        of whose recipients an earlier run reached completes as that run's send."""
+        if entry.accepted or entry.rejected or self._suppressions is None:
+            return self._journalled(job, entry)
+        logger.info("Email %s not sent: every recipient is suppressed", job.id)
+        self._metrics.outcome("suppressed", "suppression_list")
+        result = {**self._result(entry, None, None), "suppressed": suppressed}
+        result["suppressed_all"] = True
+        return Completion(result, (self._suppressions.sent_to_nobody(job, suppressed),))
 
     async def _deliver_routed(
-        self, job: EmailJob, entry: JournalEntry, pending: list[str]
+        self, job: EmailJob, entry: JournalEntry, pending: list[str], suppressed: list[str]
     ) -> Completion:
         """SMTP_ROUTES: one transaction per route, each part's answers journalled before the
         next starts, so a crash between parts re-sends none that a relay accepted."""
@@ -122,7 +148,8 @@ class EmailProcessor:
             entry = entry.merged(accepted, rejected)
             earlier.deferred.update(deferred)
             earlier.relays.update(dict.fromkeys(accepted, delivery.relay))
-        return await self._settle(job, entry, last, await self._send(job, last, route), earlier)
+        delivery = await self._send(job, last, route)
+        return await self._settle(job, entry, last, delivery, earlier, suppressed=suppressed)
 
     def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
         """A re-run of a job whose every recipient has the relay's final answer already."""
@@ -154,14 +181,17 @@ class EmailProcessor:
                 await limiter.acquire(pending)
 
         try:
-            delivery = await self._relays.send(
-                data["envelope_from"],
-                pending,
-                data["message"],
-                ready,
-                mail_options(data),
-                route=route,
-            )
+            if self._verp is not None:
+                delivery = await self._verp.send(job, pending, ready, mail_options(data), route)
+            else:
+                delivery = await self._relays.send(
+                    data["envelope_from"],
+                    pending,
+                    data["message"],
+                    ready,
+                    mail_options(data),
+                    route=route,
+                )
         except Postponed:
             self._metrics.outcome("postponed", "rate_limit")
             await self._journal.clear_mark(job.id)  # confirmed, then held back: not sent
@@ -174,6 +204,9 @@ class EmailProcessor:
             raise Postponed(retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
             permanent = isinstance(exc, PermanentDeliveryError)
+            if permanent and exc.smtp_code and len(pending) == 1:
+                # A refusal of DATA speaks for the message's one recipient only then.
+                await self._feed(job, {pending[0]: str(exc)})
             event = failure_event(job, exc.error_class, str(exc), permanent=permanent)
             attempt = self._attempt(job, exc.error_class, exc)
             await self._journal.record_attempt(job.id, attempt, event)
@@ -190,10 +223,14 @@ class EmailProcessor:
         pending: list[str],
         delivery: Delivery,
         earlier: EarlierParts | None = None,
+        *,
+        suppressed: list[str] | None = None,
     ) -> Completion:
         result, relay = delivery.result, delivery.relay
         reply = result.reply
         accepted, rejected, deferred = _answers(pending, result)
+        if rejected:
+            await self._feed(job, rejected)
         relay_of = None
         if earlier is not None:
             deferred = {**earlier.deferred, **deferred}
@@ -214,7 +251,15 @@ class EmailProcessor:
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
         # Written in the completion's round trip, right after the completion (one MULTI).
-        sent = sent_event(job, entry.accepted, entry.rejected, reply, relay, relay_of=relay_of)
+        sent = sent_event(
+            job,
+            entry.accepted,
+            entry.rejected,
+            reply,
+            relay,
+            relay_of=relay_of,
+            suppressed=suppressed,
+        )
         settle = self._journal.settle_call(
             job.id,
             accepted,
@@ -224,7 +269,18 @@ class EmailProcessor:
             refused_total=len(entry.rejected),
             sent=sent,
         )
-        return Completion(self._result(entry, reply, relay), (settle,))
+        done = self._result(entry, reply, relay)
+        return Completion({**done, "suppressed": suppressed} if suppressed else done, (settle,))
+
+    async def _feed(self, job: EmailJob, refusals: dict[str, str]) -> None:
+        """Suppress the refused recipients whose mailbox does not exist. Best effort: the
+        journal write that follows must happen, and the relay would refuse them again."""
+        if self._suppressions is None:
+            return
+        try:
+            await self._suppressions.refused(job, refusals)
+        except (RedisError, OSError) as exc:
+            logger.warning("Email %s: could not suppress refused recipients: %s", job.id, exc)
 
     def _result(self, entry: JournalEntry, reply: str | None, relay: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)

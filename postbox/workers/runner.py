@@ -27,6 +27,8 @@ from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.processor import EmailProcessor
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.relays import Relays
+from postbox.workers.suppression_gate import SuppressionGate
+from postbox.workers.verp_sender import verp_sender
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +87,17 @@ class WorkerRunner:
         )
         limiter = SendRateLimiter(settings, client)
         relays = Relays(configured_relays(settings), limiter, self._metrics, settings.routes)
+        gate = SuppressionGate(
+            client, settings.redis.queue_name, settings.dedup_window_seconds, settings.suppressions
+        )
         processor = EmailProcessor(
-            relays, journal, limiter, instance_id=name, metrics=self._metrics
+            relays,
+            journal,
+            limiter,
+            instance_id=name,
+            metrics=self._metrics,
+            suppressions=gate,
+            verp=verp_sender(settings, client, relays),
         )
         consumer = EmailConsumer(settings, client, processor.process, name)
         relays.pauses(consumer)

@@ -45,6 +45,23 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "email.failed": {**COMMON, "error_class": "rejected", "reply": "550 5.1.1 no such user"},
     "email.retried": {**COMMON, "attempt": 0},
+    "email.suppressed": {**COMMON, "attempt": 0},
+    "email.bounced": {
+        "email_id": COMMON["email_id"],
+        "to": ["x@example.org"],
+        "recipient": "x@example.org",
+        "bounce_type": "hard",
+        "status": "5.1.1",
+        "diagnostic": "550 5.1.1 no such user",
+        "sequence": 1,
+    },
+    "email.complained": {
+        "email_id": COMMON["email_id"],
+        "to": ["x@example.org"],
+        "recipient": "x@example.org",
+        "feedback_type": "abuse",
+        "sequence": 1,
+    },
     "email.canceled": {**COMMON, "attempt": 0},
 }
 
