@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_deliveries, cli_webhooks
+from postbox import cli_deliveries, cli_standalone, cli_webhooks
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
 from postbox.errors import ConfigError, InvalidCursor, QueueUnavailable
@@ -421,6 +421,9 @@ def webhooks_dispatch() -> None:
 def webhooks_deliveries(endpoint_id: str, state: str, limit: int, as_json: bool) -> None:
     """Show an endpoint's recent delivery attempts (or its failed or pending deliveries)."""
     cli_deliveries.show_deliveries(_settings({})[0], endpoint_id, state, limit, as_json)
+
+
+cli.add_command(cli_standalone.standalone)
 
 
 def main() -> None:

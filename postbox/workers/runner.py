@@ -19,6 +19,7 @@ from postbox.config import Settings
 from postbox.metrics import exposition_registry, serve_metrics
 from postbox.queue.connection import worker_client
 from postbox.queue.consumer import EmailConsumer
+from postbox.queue.delivery_settings import delivery_settings
 from postbox.queue.journal import SendJournal
 from postbox.queue.registry import InstanceRegistry, this_process
 from postbox.workers.circuit import RelayCircuit
@@ -53,10 +54,11 @@ class WorkerRunner:
         await consumer.start()
         self._metrics.concurrency.set(settings.worker.concurrency)
         instances = InstanceRegistry(client, settings.redis.queue_name, settings.heartbeat_seconds)
+        delivery = delivery_settings(settings)  # what the stats show as the settings in use
         async with instances.registered(
             info,
             lambda: (consumer.active_count, processor.processed),
-            lambda: {"relay": circuit.state()},
+            lambda: {"relay": circuit.state(), "delivery": delivery},
         ):
             logger.info(
                 "Worker %s taking jobs from %r (concurrency %d, SMTP %s:%d, pool %d)",
