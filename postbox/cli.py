@@ -29,6 +29,7 @@ from postbox.queue.connection import redis_reachable
 from postbox.queue.contract import DEAD_LETTER_CLASSES
 from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
 from postbox.queue.job_ids import is_job_id
+from postbox.startup import exit_cleanly_on_sigterm
 from postbox.supervisor import ChildSpec, Supervisor
 
 T = TypeVar("T")
@@ -428,6 +429,7 @@ cli.add_command(cli_standalone.standalone)
 
 def main() -> None:
     """Console-script entry point; configuration errors end the process with one line."""
+    exit_cleanly_on_sigterm()
     try:
         cli()
     except ConfigError as exc:

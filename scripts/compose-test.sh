@@ -301,7 +301,7 @@ for _ in $(seq 60); do [[ $(subject_count "$INBOX" later) != 0 ]] && break; slee
 [[ $(subject_count "$INBOX" later) == 1 ]] || fail "the scheduled email: $(api GET "/v1/emails/$scheduled_id")"
 [[ $(api GET /v1/dead-letters) == *"$dead_id"* ]] || fail "the dead letter did not survive the move"
 loadgen single-again 1000 --run-id single
-[[ $(field "$WORK/single-again.json" duplicates) == 1000 ]] || fail "dedup records lost in the move: $(cat "$WORK/single-again.json")"
+[[ $(field "$WORK/single-again.json" "duplicates == sent and accepted == 0") == True ]] || fail "dedup records lost in the move: $(cat "$WORK/single-again.json")"
 figure "moved to the cluster: the email scheduled in the container sent once by the cluster at its time, the dead letter and 1,000 dedup records intact"
 
 # Workers scaled under load.
