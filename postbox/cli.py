@@ -1,4 +1,4 @@
-"""The `postbox` command line: serve | worker | dev | dlq | keys | webhooks.
+"""The `postbox` command line: serve | worker | dev | dlq | keys | webhooks | emails.
 
 Every setting comes from the environment; a flag only overrides its variable, and the
 override is passed on to child processes through their environment.
@@ -6,7 +6,6 @@ override is passed on to child processes through their environment.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,14 +17,14 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_deliveries, cli_standalone, cli_webhooks
+from postbox import cli_deliveries, cli_emails, cli_standalone, cli_webhooks
+from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
-from postbox.errors import ConfigError, InvalidCursor, QueueUnavailable
+from postbox.errors import ConfigError, InvalidCursor
 from postbox.logs import secret_values, setup_logging
 from postbox.metrics import MULTIPROC_ENV, metrics_dirs, multiprocess_registry, serve_metrics
 from postbox.queue import dead_letters
-from postbox.queue.connection import redis_reachable
 from postbox.queue.contract import DEAD_LETTER_CLASSES
 from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
 from postbox.queue.job_ids import is_job_id
@@ -33,6 +32,8 @@ from postbox.startup import exit_cleanly_on_sigterm
 from postbox.supervisor import ChildSpec, Supervisor
 
 T = TypeVar("T")
+# A supervised worker runs alone: the supervisor runs the dispatcher and recorder beside it.
+LONE_WORKER = {"WEBHOOK_DISPATCHER": "false", "HISTORY_RECORDER": "false"}
 # Threads per gunicorn process. A request costs ~2 ms of CPU under the GIL, so a few threads
 # keep the process busy while others wait on Redis; more only queue for the GIL, and the
 # accept loop, which sheds the excess, waits behind them on each socket call. At 3,000
@@ -67,7 +68,11 @@ def worker_specs(count: int, metrics_dir: str) -> list[ChildSpec]:
         ChildSpec(
             f"worker-{index + 1}",
             argv,
-            env={MULTIPROC_ENV: metrics_dir, "WEBHOOK_DISPATCHER": "false"},
+            env={
+                MULTIPROC_ENV: metrics_dir,
+                "WEBHOOK_DISPATCHER": "false",
+                "HISTORY_RECORDER": "false",
+            },
             on_exit=lambda pid: mark_process_dead(pid, metrics_dir),  # type: ignore[no-untyped-call]
         )
         for index in range(count)
@@ -153,6 +158,8 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
         if workers_dir:
             specs += worker_specs(settings.worker.processes, workers_dir)
             specs += dispatcher_specs(settings, workers_dir)
+            specs += cli_emails.recorder_specs(settings, {})
+        cli_emails.announce_history(settings)
         code = _supervise(settings, specs, env, workers_dir)
     sys.exit(code)
 
@@ -168,14 +175,17 @@ def worker(processes: int | None, concurrency: int | None) -> None:
     settings, env = _settings(
         _overrides(EMAIL_WORKER_PROCESSES=processes, EMAIL_WORKER_CONCURRENCY=concurrency)
     )
-    if settings.worker.processes == 1 and not settings.webhook_delivery.run_dispatcher:
+    cli_emails.announce_history(settings)
+    recorder = cli_emails.recorder_specs(settings, {})
+    alone = not settings.webhook_delivery.run_dispatcher and not recorder
+    if settings.worker.processes == 1 and alone:
         from postbox.workers.runner import run_worker  # noqa: PLC0415
 
         run_worker(settings)
         return
     with metrics_dirs() as dirs:
         specs = worker_specs(settings.worker.processes, dirs.workers)
-        specs += dispatcher_specs(settings, dirs.workers)
+        specs += dispatcher_specs(settings, dirs.workers) + recorder
         code = _supervise(settings, specs, env, dirs.workers)
     sys.exit(code)
 
@@ -294,11 +304,7 @@ def _with_queue(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
         async with dead_letters.open_queue(settings.redis) as queue:
             return await action(queue)
 
-    try:
-        with redis_reachable():
-            return asyncio.run(run())
-    except QueueUnavailable as exc:
-        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+    return run_command(settings, run)
 
 
 def _each(
@@ -424,6 +430,7 @@ def webhooks_deliveries(endpoint_id: str, state: str, limit: int, as_json: bool)
     cli_deliveries.show_deliveries(_settings({})[0], endpoint_id, state, limit, as_json)
 
 
+cli.add_command(cli_emails.emails)
 cli.add_command(cli_standalone.standalone)
 
 

@@ -3,16 +3,15 @@ or pending deliveries, as a table or as JSON (the operator sees every endpoint).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import click
+import redis.asyncio as redis
 
+from postbox.cli_redis import run_with_redis
 from postbox.cli_webhooks import echo_columns
 from postbox.config import Settings
-from postbox.errors import QueueUnavailable
-from postbox.queue.connection import api_client, redis_reachable
 from postbox.webhooks.delivery_records import (
     LISTED_STATES,
     delivery_counts,
@@ -49,26 +48,18 @@ def _load(
 ) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
     queue_name = settings.redis.queue_name
 
-    async def run() -> tuple[list[dict[str, Any]], dict[str, int]] | None:
-        client = api_client(settings.redis)
-        try:
-            if await EndpointStore(client, queue_name, None).get(endpoint_id) is None:
-                return None
-            if state == "attempts":
-                rows = await recent_attempts(client, queue_name, endpoint_id, limit)
-            else:
-                rows = await listed_deliveries(
-                    client, queue_name, endpoint_id, state=state, limit=limit, offset=0
-                )
-            return rows, await delivery_counts(client, queue_name, endpoint_id)
-        finally:
-            await client.aclose(close_connection_pool=True)
+    async def run(client: redis.Redis) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
+        if await EndpointStore(client, queue_name, None).get(endpoint_id) is None:
+            return None
+        if state == "attempts":
+            rows = await recent_attempts(client, queue_name, endpoint_id, limit)
+        else:
+            rows = await listed_deliveries(
+                client, queue_name, endpoint_id, state=state, limit=limit, offset=0
+            )
+        return rows, await delivery_counts(client, queue_name, endpoint_id)
 
-    try:
-        with redis_reachable():
-            return asyncio.run(run())
-    except QueueUnavailable as exc:
-        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+    return run_with_redis(settings, run)
 
 
 _ATTEMPT_HEADER = ("AT (UTC)", "OUTCOME", "STATUS", "MS", "TRY", "EVENT", "TYPE", "ERROR")

@@ -7,7 +7,6 @@ emails of some sender domains, as a restricted key's endpoint is.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,10 +14,10 @@ from typing import TypeVar
 
 import click
 
+from postbox.cli_redis import run_with_redis
 from postbox.config import Settings
 from postbox.config.api_keys import sender_domains
-from postbox.errors import EncryptionKeyMissing, QueueUnavailable
-from postbox.queue.connection import api_client, redis_reachable
+from postbox.errors import EncryptionKeyMissing
 from postbox.webhooks.endpoints import SUBSCRIBABLE_EVENTS, Endpoint, EndpointStore
 from postbox.webhooks.secret_box import SecretBox
 from postbox.webhooks.urls import check_url
@@ -32,18 +31,10 @@ def with_store(settings: Settings, action: Callable[[EndpointStore], Awaitable[T
     key = settings.webhooks.encryption_key
     box = SecretBox(key) if key else None
 
-    async def run() -> T:
-        client = api_client(settings.redis)
-        try:
-            return await action(EndpointStore(client, settings.redis.queue_name, box))
-        finally:
-            await client.aclose(close_connection_pool=True)
-
     try:
-        with redis_reachable():
-            return asyncio.run(run())
-    except QueueUnavailable as exc:
-        raise click.ClickException(f"{exc} (REDIS_URL={settings.redis.safe_url})") from exc
+        return run_with_redis(
+            settings, lambda client: action(EndpointStore(client, settings.redis.queue_name, box))
+        )
     except EncryptionKeyMissing as exc:
         raise click.ClickException(exc.message) from None
 

@@ -6,6 +6,8 @@ PostboxError
 ├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
 │   └── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
 ├── InvalidCursor            a pagination cursor was not made by Postbox
+├── HistoryUnavailable       the history database cannot be reached (or is busy)
+├── HistoryRejected          the history database refused a write for its content
 ├── SecretUnreadable         a stored webhook secret does not decrypt with ENCRYPTION_KEY
 ├── AddressError             a posted email address cannot be used
 ├── Postponed                a job must run again later without spending an attempt
@@ -27,11 +29,14 @@ PostboxError
     ├── Forbidden                403 forbidden
     ├── NotFound                 404 not_found
     ├── IdempotencyConflict      409 idempotency_conflict
+    ├── EmailStateConflict       409 email_state_conflict
     ├── UnsupportedMediaType     415 unsupported_media_type
     ├── ValidationFailed         422 validation_error
     ├── RateLimited              429 rate_limited
     ├── Overloaded               503 overloaded
-    └── EncryptionKeyMissing     503 encryption_key_missing
+    ├── EncryptionKeyMissing     503 encryption_key_missing
+    ├── HistoryDisabled          503 history_disabled
+    └── HistoryDown              503 history_unavailable
 
 Each delivery error has an `error_class`: the word that starts a dead letter's reason
 ("rejected: 550 5.1.1 no such user") and that the dead-letter view filters by;
@@ -51,6 +56,15 @@ class PostboxError(Exception):
 
 class ConfigError(PostboxError):
     """Raised when an environment variable holds a value Postbox cannot use."""
+
+
+class HistoryUnavailable(PostboxError):
+    """Raised when the history database cannot be reached, or is too busy to answer."""
+
+
+class HistoryRejected(PostboxError):
+    """Raised when the history database refuses a statement for what it holds (a
+    constraint, a value it cannot store): trying again would fail again."""
 
 
 class RedisServerError(PostboxError, RuntimeError):
@@ -207,6 +221,14 @@ class IdempotencyConflict(ApiError):
     code = "idempotency_conflict"
 
 
+class EmailStateConflict(ApiError):
+    """Raised when an email can no longer be canceled or moved (a worker took it, or it is
+    done); the body names its current status."""
+
+    status = 409
+    code = "email_state_conflict"
+
+
 class UnsupportedMediaType(ApiError):
     """Raised when the body is not JSON."""
 
@@ -236,6 +258,13 @@ class Overloaded(ApiError):
     code = "overloaded"
 
 
+class WebhookLimitReached(ApiError):
+    """Raised when a key that already owns the most endpoints allowed makes another."""
+
+    status = 409
+    code = "webhook_limit_reached"
+
+
 class EncryptionKeyMissing(ApiError):
     """Raised when a webhook secret must be made or read and ENCRYPTION_KEY is not set:
     secrets are kept only encrypted, so without the key there is nothing to do."""
@@ -248,4 +277,31 @@ class EncryptionKeyMissing(ApiError):
             "Webhooks need ENCRYPTION_KEY (64 hex characters, e.g. from `openssl rand -hex 32`,"
             " the same on every instance) to keep their signing secrets encrypted; set it and"
             " restart."
+        )
+
+
+class HistoryDisabled(ApiError):
+    """Raised when the email history is asked for and no DATABASE_URL is configured."""
+
+    status = 503
+    code = "history_disabled"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No email history is kept: set DATABASE_URL to keep one.",
+            {"DATABASE_URL": ["Not set on this instance."]},
+        )
+
+
+class HistoryDown(ApiError):
+    """Raised when the history is asked for and its database cannot be reached."""
+
+    status = 503
+    code = "history_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The email history database cannot be reached; try again shortly.",
+            {"DATABASE_URL": ["Not reachable from this instance."]},
+            {"Retry-After": "5"},
         )

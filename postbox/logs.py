@@ -85,6 +85,7 @@ def secret_values(settings: Settings) -> list[str]:
         redis_password,
         settings.api.secret_key,
         settings.webhooks.encryption_key,
+        settings.history.password,
     )
     return [value for value in candidates if value]
 

@@ -31,6 +31,11 @@ if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian's chromium (the dashboard test drives it headless)"
   apt_install chromium
 fi
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  # The history tests make private clusters with initdb/pg_ctl; the system one is never used.
+  echo "setup: installing Debian's postgresql (the history tests run private clusters)"
+  apt_install postgresql
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"
   if ! "$PYTHON" -m venv .venv 2>/dev/null; then

@@ -31,6 +31,14 @@ from postbox.api.app import create_app
 from postbox.config import Settings, load_settings
 from postbox.dev.ports import free_port
 from postbox.dev.redis_server import RedisServer
+from tests.history_fixtures import (  # noqa: F401
+    database_url,
+    history_env,
+    pg_history_env,
+    postgres_server,
+    postgres_url,
+    recorder_factory,
+)
 from tests.support import API_KEY, TEST_ENCRYPTION_KEY
 from tests.webhook_receiver import Receiver, running_receiver
 from tests.webhook_support import DispatcherProcess
@@ -283,6 +291,8 @@ class ApiClient:
 
     def close(self) -> None:
         self.app.extensions["postbox"].gateway.close()
+        if self.app.extensions.get("postbox_history"):
+            self.app.extensions["postbox_history"].close()
 
 
 @pytest.fixture

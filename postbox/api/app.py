@@ -11,6 +11,8 @@ from postbox.api import (
     docs,
     emails,
     health,
+    history,
+    lifecycle,
     openapi,
     queue_stats,
     webhook_deliveries,
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     count_requests(app)
     configure_sessions(app, settings.api.secret_key)
     register_blueprints(app, settings, state.rate_limiter)
+    history.init_history(app, settings.history)
     app.wsgi_app = admission.AdmissionGate(  # type: ignore[method-assign]
         app.wsgi_app, settings.api.max_queue_wait_ms
     )
@@ -57,6 +60,8 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     v1.before_request(lambda: check_api_key(settings.api.api_keys))
     register_rate_limit(v1, limiter)
     v1.register_blueprint(emails.bp)
+    v1.register_blueprint(history.bp)
+    v1.register_blueprint(lifecycle.bp)
     v1.register_blueprint(queue_stats.bp)
     v1.register_blueprint(dead_letters.bp)
     v1.register_blueprint(webhooks.bp)

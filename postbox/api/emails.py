@@ -8,12 +8,13 @@ from typing import Any
 from flask import Blueprint, request
 
 from postbox.api.admission import BATCH_ENQUEUE_DEADLINE_SECONDS, check_in_time
-from postbox.api.auth import check_sender, sender_problem
+from postbox.api.auth import check_sender, current_key, sender_problem
 from postbox.api.body import read_json_object
 from postbox.api.extension import state
+from postbox.api.history import history_view
 from postbox.api.rate_limit import charge_batch
 from postbox.api.schemas import load_batch, load_email
-from postbox.errors import BadRequest, Forbidden, IdempotencyConflict, NotFound
+from postbox.errors import BadRequest, Forbidden, IdempotencyConflict
 from postbox.message.types import EmailRequest
 from postbox.queue.contract import EmailStatus
 from postbox.queue.job_ids import is_job_id
@@ -28,7 +29,7 @@ def send_email() -> tuple[dict[str, Any], int]:
     """Enqueue one email: 202 when new, 200 for a duplicate, 409 for a reused key."""
     email_request = load_email(read_json_object(), state().settings.api.email_limits)
     check_sender(email_request)
-    prepared = prepare_email(email_request, _idempotency_key())
+    prepared = prepare_email(email_request, _idempotency_key(), key_id=current_key().key_id)
     check_in_time()
     [result] = state().gateway.enqueue([prepared])
     if result.outcome is Outcome.CONFLICT:
@@ -53,7 +54,8 @@ def send_batch() -> tuple[dict[str, Any], int]:
     charge_batch(state().rate_limiter, len(items))
     # One moment of acceptance for the whole batch (its Date header is then formatted once).
     now = datetime.now(UTC)
-    prepared = [prepare_email(i["request"], i["idempotency_key"], now) for i in items]
+    key_id = current_key().key_id
+    prepared = [prepare_email(i["request"], i["idempotency_key"], now, key_id) for i in items]
     check_in_time(BATCH_ENQUEUE_DEADLINE_SECONDS)
     results = state().gateway.enqueue(prepared)
     statuses = _current_statuses(results)
@@ -70,7 +72,7 @@ def get_email(email_id: str) -> dict[str, Any]:
     """The status of one email."""
     view = state().gateway.lookup(email_id) if is_job_id(email_id) else None
     if view is None:
-        raise NotFound(f"No email with id {email_id!r}.", {"id": ["Unknown email id."]})
+        return history_view(email_id)  # gone from the queue: the history may know it
     return view.to_json()
 
 

@@ -19,6 +19,7 @@ from gunicorn.glogging import Logger
 from prometheus_client.multiprocess import mark_process_dead
 
 from postbox.api.instance import start_heartbeat
+from postbox.api.webhooks import sync_owners_at_start
 from postbox.config import load_settings
 from postbox.logs import secret_values, setup_logging
 from postbox.metrics import MULTIPROC_ENV
@@ -62,8 +63,10 @@ def pre_request(worker: Any, req: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """The process has loaded the app: register it in the cluster registry."""
+    """The process has loaded the app: register it in the cluster registry, and bring the
+    webhook endpoints in line with this process's API_KEYS."""
     start_heartbeat(worker.wsgi, worker.cfg.threads)
+    sync_owners_at_start(worker.wsgi)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

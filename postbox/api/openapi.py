@@ -17,7 +17,7 @@ from flask import Blueprint
 from marshmallow import fields
 
 from postbox import __version__
-from postbox.api import openapi_deliveries, openapi_webhooks, responses
+from postbox.api import openapi_deliveries, openapi_history, openapi_webhooks, responses
 from postbox.api.dead_letters import ListQuerySchema, RetryFilterSchema
 from postbox.api.openapi_parts import answers as _answers
 from postbox.api.openapi_parts import json_content as _json
@@ -95,11 +95,14 @@ def openapi_document() -> dict[str, Any]:
         spec.components.schema(name, schema=getattr(responses, f"{name}Schema"))
     openapi_webhooks.add_components(spec)
     openapi_deliveries.add_components(spec)
+    openapi_history.add_components(spec)
     _add_paths(spec)
+    openapi_history.add_paths(spec)
     openapi_webhooks.add_paths(spec)
     openapi_deliveries.add_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     openapi_webhooks.finish(document)
+    openapi_history.finish(document)
     for name in ("Email", "BatchItem"):
         document["components"]["schemas"][name]["anyOf"] = _BODY_REQUIRED
     document["security"] = [{"bearer": []}]

@@ -11,7 +11,7 @@ from apispec import APISpec
 from postbox.api import webhook_responses
 from postbox.api.openapi_parts import answers, json_content
 from postbox.api.webhook_responses import EVENT_PAYLOADS, payload_schema
-from postbox.api.webhooks import CreateWebhookSchema, UpdateWebhookSchema
+from postbox.api.webhooks import MAX_WEBHOOKS_PER_KEY, CreateWebhookSchema, UpdateWebhookSchema
 
 ENDPOINT_ID = {
     "in": "path",
@@ -26,6 +26,10 @@ KEY_NEEDED = {
     "503": "ENCRYPTION_KEY is not set (`encryption_key_missing`: nothing was changed), or "
     "Redis is unreachable or full (`queue_unavailable`, `queue_full`); see Retry-After."
 }
+LIMIT_REACHED = (
+    f"The key already owns {MAX_WEBHOOKS_PER_KEY} endpoints, the most allowed"
+    " (`webhook_limit_reached`)."
+)
 _RESPONSES = ("Webhook", "WebhookCreated", "WebhookList", "SecretRotated")
 SIGNATURE_HEADERS = [
     {
@@ -107,7 +111,11 @@ def _create() -> dict[str, Any]:
         "operationId": "createWebhook",
         "requestBody": {"required": True, "content": json_content("WebhookCreate")},
         "responses": answers(
-            "201", "Made; `secret` is not shown again.", "WebhookCreated", WRITE_ERRORS, KEY_NEEDED
+            "201",
+            "Made; `secret` is not shown again.",
+            "WebhookCreated",
+            (*WRITE_ERRORS, "409"),
+            {**KEY_NEEDED, "409": LIMIT_REACHED},
         ),
     }
 

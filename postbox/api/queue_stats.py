@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint
 
 from postbox.api.extension import state
+from postbox.api.history import history_status
 from postbox.queue.advice import advise, figures
 from postbox.queue.delivery_settings import cluster_delivery_settings, delivery_settings
 from postbox.queue.relay_health import relay_summary
@@ -47,4 +48,5 @@ def build_stats() -> dict[str, Any]:
     stats["webhooks"] = state().gateway.with_client(lambda client: webhook_stats(client, name))
     found = figures(stats, stats["at_ms"], rate_per_second)
     stats["advice"] = [advice.to_json() for advice in advise(found)]
+    stats["history"] = history_status()
     return stats

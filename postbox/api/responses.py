@@ -260,4 +260,5 @@ class QueueStatsSchema(Schema):
     settings = fields.Dict(required=True)
     relay = fields.Nested(RelaySchema, required=True)
     webhooks = fields.Nested(WebhookStatsSchema, required=True)
+    history = fields.Dict(required=True)  # enabled, and days and bodies (postbox/api/history.py)
     advice = fields.List(fields.Nested(AdviceSchema), required=True)

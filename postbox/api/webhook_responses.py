@@ -78,13 +78,22 @@ class EventDataSchema(Schema):
     )
 
 
-class QueuedDataSchema(EventDataSchema):
+class AcceptedDataSchema(EventDataSchema):
+    """What `email.queued` and `email.scheduled` add: the subject and the sending key."""
+
+    subject = _Str(required=True)
+    key_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "The API key's id."}
+    )
+
+
+class QueuedDataSchema(AcceptedDataSchema):
     """`email.queued`: accepted, to be sent now."""
 
     send_at = fields.String(required=True, allow_none=True, validate=validate.Equal(None))
 
 
-class ScheduledDataSchema(EventDataSchema):
+class ScheduledDataSchema(AcceptedDataSchema):
     """`email.scheduled`: accepted, to be sent at `send_at`."""
 
     send_at = _Str(required=True, metadata={"description": "When it will be sent (ISO 8601)."})
@@ -124,6 +133,10 @@ class RetriedDataSchema(EventDataSchema):
     """`email.retried`: a dead letter was requeued (attempt 0)."""
 
 
+class CanceledDataSchema(EventDataSchema):
+    """`email.canceled`: called back before any worker took it; it will not be sent."""
+
+
 class TestDataSchema(Schema):
     """`webhook.test`: sent on request (`POST /v1/webhooks/{id}/test`), never for an email."""
 
@@ -139,6 +152,7 @@ EVENT_PAYLOADS: dict[str, tuple[str, type[Schema]]] = {
     events.DEFERRED: ("EmailDeferredEvent", DeferredDataSchema),
     events.FAILED: ("EmailFailedEvent", FailedDataSchema),
     events.RETRIED: ("EmailRetriedEvent", RetriedDataSchema),
+    events.CANCELED: ("EmailCanceledEvent", CanceledDataSchema),
     TEST_EVENT: ("WebhookTestEvent", TestDataSchema),
 }
 

@@ -8,26 +8,37 @@ The signing secret is shown once, when it is made (creation, rotation), never ag
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from postbox.api.auth import current_key
 from postbox.api.body import read_json_object
-from postbox.api.extension import state
+from postbox.api.extension import PostboxState, state
 from postbox.api.schemas import BoundedList
 from postbox.config import ApiKey
-from postbox.errors import EncryptionKeyMissing, NotFound, ValidationFailed
+from postbox.errors import (
+    EncryptionKeyMissing,
+    NotFound,
+    QueueUnavailable,
+    ValidationFailed,
+    WebhookLimitReached,
+)
 from postbox.webhooks.endpoints import ALL_EVENTS, SUBSCRIBABLE_EVENTS, Endpoint, EndpointStore
 from postbox.webhooks.secret_box import SecretBox
 from postbox.webhooks.urls import MAX_URL_LENGTH, check_url
 
 bp = Blueprint("webhooks", __name__)
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 MAX_DESCRIPTION_CHARS = 500
+# Endpoints one API key may own: each takes a consumer's share of every event, so a key
+# that makes them in a loop would slow every tenant's deliveries.
+MAX_WEBHOOKS_PER_KEY = 25
 
 
 def _events_field(required: bool) -> BoundedList:
@@ -93,6 +104,7 @@ def create_webhook() -> tuple[dict[str, Any], int]:
     body = _create.load(read_json_object())
     url = _checked_url(body["url"])
     key = current_key()
+    _below_limit(key)
     endpoint, secret = _endpoints(
         lambda store: store.create(
             url, tuple(body["events"]), body["description"], key.key_id, key.allowed_from
@@ -147,6 +159,36 @@ def rotate_webhook_secret(endpoint_id: str) -> dict[str, Any]:
         raise _not_found(endpoint_id)
     secret, until = rotated
     return {"id": endpoint_id, "secret": secret, "previous_secret_expires_at": until}
+
+
+def _below_limit(key: ApiKey) -> None:
+    """409 when `key` already owns MAX_WEBHOOKS_PER_KEY endpoints (a soft cap: two creations
+    at the same moment may both pass it)."""
+    owned = sum(1 for e in _endpoints(lambda store: store.all()) if e.owner == key.key_id)
+    if owned >= MAX_WEBHOOKS_PER_KEY:
+        raise WebhookLimitReached(
+            f"This API key already has {owned} webhook endpoints, the most allowed"
+            f" ({MAX_WEBHOOKS_PER_KEY}): delete one, or subscribe one endpoint to more events."
+        )
+
+
+def sync_owners_at_start(app: Flask) -> None:
+    """Make every endpoint follow its owner key as API_KEYS has it in this process: run once
+    per API process at start, so a key's new domains apply and a removed key's endpoints
+    stop receiving events. Redis being down only postpones it to the next start."""
+    current: PostboxState = app.extensions["postbox"]
+    settings = current.settings
+    owners = {key.key_id: key.allowed_from for key in settings.api.api_keys}
+    queue_name = settings.redis.queue_name
+    try:
+        changed = current.gateway.with_client(
+            lambda client: EndpointStore(client, queue_name, None).sync_owners(owners)
+        )
+    except QueueUnavailable as exc:
+        log.warning("webhook endpoints not checked against API_KEYS: %s", exc)
+        return
+    if changed:
+        log.info("%d webhook endpoint(s) updated to their API keys' current scope", changed)
 
 
 def _endpoints(make: Callable[[EndpointStore], Awaitable[T]]) -> T:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from limits import RateLimitItem
 
 from postbox.config.api_keys import ApiKey, parse_api_keys
+from postbox.config.history import HistorySettings, load_history
 from postbox.config.rate_limits import (
     RateLimit,
     parse_api_rate_limit,
@@ -140,6 +141,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook_delivery: WebhookDeliverySettings = field(default_factory=WebhookDeliverySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     dedup_window_seconds: int = 24 * 3600
     # Completed jobs kept whole, newest first; every other sent email is a compact record.
     keep_completed_jobs: int = 1000
@@ -407,6 +409,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
         webhooks=_load_webhooks(env),
+        history=load_history(os.environ if environ is None else environ),
         dedup_window_seconds=env.positive_int("EMAIL_DEDUP_WINDOW_SECONDS", 24 * 3600),
         keep_completed_jobs=env.get(
             "EMAIL_KEEP_COMPLETED_JOBS", 1000, _whole_number, "not a whole number"

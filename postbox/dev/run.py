@@ -66,6 +66,7 @@ Postbox is running (development mode, loopback only).
   Dashboard  {base}/dashboard   (sign in with the API key)
   API docs   {base}/docs
   Webhooks   {base}/v1/webhooks   (receivers on this machine and http:// allowed)
+  History    {base}/v1/emails?to=you@example.com   (SQLite, in the run's data directory)
   Redis      {redis_url}   (private; its data goes when you stop)
   API key    {key}
 
@@ -103,6 +104,8 @@ def run_dev(api_port: int, smtp_port: int | None) -> int:
         inbox.start()
         key = "pbdev_" + secrets.token_urlsafe(24)
         env = _serve_env(redis.url, inbox.port, api_port, key, inbox.maildir)
+        # The email history in a SQLite file beside Redis's data (gone with it).
+        env.setdefault("DATABASE_URL", f"sqlite:///{data / 'history.db'}")
         serve = subprocess.Popen([sys.executable, "-m", "postbox", "serve"], env=env)
         try:
             banner = _banner(api_port, inbox.port, redact_url(redis.url), key)

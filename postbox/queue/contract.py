@@ -52,6 +52,7 @@ class EmailStatus(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
+    CANCELED = "canceled"
 
 
 def status_from_state(state: str, attempts_made: int, send_at_ahead: bool) -> EmailStatus | None:

@@ -8,7 +8,8 @@ no event announces a change that did not happen, and none is lost to a crash bet
 - `email.deferred` / `email.failed`: with the failed attempt's journal write, a moment before
   BullMQ records the retry or the dead letter (a worker killed between the two re-runs the
   attempt, which writes the event again: at least once);
-- `email.retried`: with a dead letter's requeue (dead_letters.py).
+- `email.retried`: with a dead letter's requeue (dead_letters.py);
+- `email.canceled`: by the cancel script, with the job's removal (cancel.py).
 
 Consumers (the webhook dispatcher; later the history and suppression lists) each read the
 stream through their own consumer group, so they read at their own pace and a dead consumer's
@@ -42,7 +43,8 @@ SENT = "email.sent"
 DEFERRED = "email.deferred"
 FAILED = "email.failed"
 RETRIED = "email.retried"
-EVENT_TYPES = (QUEUED, SCHEDULED, SENT, DEFERRED, FAILED, RETRIED)
+CANCELED = "email.canceled"
+EVENT_TYPES = (QUEUED, SCHEDULED, SENT, DEFERRED, FAILED, RETRIED, CANCELED)
 
 # A Lua function the writing scripts include: appends one event while a consumer exists.
 EMIT_EVENT_LUA = """

@@ -104,6 +104,10 @@ class PostboxKeys:
         """Hash of one delivery (an event for an endpoint): the event, attempts, outcome."""
         return f"postbox:{self.queue_name}:webhook-delivery:{delivery_id}"
 
+    def history_retention_lease(self) -> str:
+        """String held (SET NX PX) by the instance deleting expired history records."""
+        return f"postbox:{self.queue_name}:history:retention-lease"
+
     def bull(self, suffix: str) -> str:
         """BullMQ's own key `bull:<queue>:<suffix>` (`wait`, `failed`, a job id, ...)."""
         return f"bull:{self.queue_name}:{suffix}"

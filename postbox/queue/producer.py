@@ -41,7 +41,7 @@ from postbox.queue import events
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.records import claim_value, parse_record, same_payload
+from postbox.queue.records import canceled_at, claim_value, parse_record, same_payload
 
 # One `SET key fingerprint EX ttl NX GET` per email, in one call: a pipeline of SETs cost the
 # API a command to encode and a reply to await (with its timeout) per email, ~10 % of intake.
@@ -104,6 +104,8 @@ class PreparedEmail:
     fingerprint: str
     data: EmailJobData
     delay_ms: int
+    # The API key's id, for the `email.queued` event (the history); not in the job data.
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,10 @@ class EnqueueResult:
 
 
 def prepare_email(
-    request: EmailRequest, idempotency_key: str | None, now: datetime | None = None
+    request: EmailRequest,
+    idempotency_key: str | None,
+    now: datetime | None = None,
+    key_id: str | None = None,
 ) -> PreparedEmail:
     """Compute the id and render the message of `request` (pure: no I/O)."""
     now = now or datetime.now(UTC)
@@ -141,7 +146,8 @@ def prepare_email(
     if needs_smtputf8(request):
         # The message has UTF-8 headers; the worker must send it with SMTPUTF8.
         data["smtputf8"] = True
-    return PreparedEmail(job_id, request_fingerprint, data, _delay_ms(request["send_at"], now))
+    delay_ms = _delay_ms(request["send_at"], now)
+    return PreparedEmail(job_id, request_fingerprint, data, delay_ms, key_id)
 
 
 def _delay_ms(send_at: str | None, now: datetime) -> int:
@@ -169,7 +175,7 @@ class EmailProducer:
         to_add = {
             email.job_id: email
             for email, outcome, value in zip(emails, outcomes, found, strict=True)
-            if outcome is not Outcome.CONFLICT and parse_record(value) is None
+            if outcome is not Outcome.CONFLICT and not _finished(value)
         }
         try:
             await self._add(list(to_add.values()), with_events)
@@ -227,11 +233,23 @@ class EmailProducer:
         args: list[str | int] = []
         for email, job in zip(emails, jobs, strict=True):
             kind = events.SCHEDULED if email.delay_ms else events.QUEUED
-            send_at = email.data["summary"]["send_at"]
-            data = events.event_data(email.data, email.job_id, 0, send_at=send_at)
+            summary = email.data["summary"]
+            data = events.event_data(
+                email.data,
+                email.job_id,
+                0,
+                send_at=summary["send_at"],
+                subject=summary["subject"],
+                key_id=email.key_id,
+            )
             keys.append(self._keys.bull(email.job_id))
             args += (job.timestamp, kind, email.job_id, events.sender_domain(email.data), data)
         await self._queued_script(keys=keys, args=args, client=pipe)
+
+
+def _finished(found: str | None) -> bool:
+    """True when the stored value says the email was sent or canceled: nothing to add."""
+    return parse_record(found) is not None or canceled_at(found) is not None
 
 
 def _outcome(email: PreparedEmail, found: str | None) -> Outcome:

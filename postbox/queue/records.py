@@ -9,6 +9,7 @@ its idempotency claim
 
     <claim>                                           while the email is queued or sending
     <claim>|s|<attempts>|<finished>|<refused>|<reply>    once it was sent
+    <claim>|c|<canceled>                              once it was canceled (cancel.py)
 
 (`<finished>`: Unix seconds in base 36; `<refused>`: recipients refused for good; `<reply>`:
 the enhanced status code of the relay's 250, such as `2.0.0`, or `250` without one.)
@@ -31,6 +32,7 @@ from postbox.queue.contract import EmailStatus
 CLAIM_BYTES = 16
 SEPARATOR = "|"
 _SENT = "s"
+_CANCELED = "c"
 _LEGACY_CLAIM_LENGTH = 64  # claims made before records: the fingerprint in hex
 ACCEPTED_CODE = "250"
 # RFC 3463: class.subject.detail, as relays put it first in their reply text.
@@ -85,3 +87,11 @@ def parse_record(found: str | None) -> SentRecord | None:
         return SentRecord(int(parts[2]), int(parts[3], 36), int(parts[4]), parts[5])
     except ValueError:
         return None
+
+
+def canceled_at(found: str | None) -> int | None:
+    """When (Unix seconds) the email of a stored value was canceled; None if it was not."""
+    parts = (found or "").split(SEPARATOR)
+    if len(parts) != 3 or parts[1] != _CANCELED or not parts[2].isdigit():
+        return None
+    return int(parts[2])

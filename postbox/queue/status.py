@@ -16,7 +16,7 @@ from bullmq import Job, Queue
 from postbox.queue.contract import EmailStatus, split_failure_reason, status_from_state
 from postbox.queue.journal import JournalEntry, parse_entry
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.records import parse_record
+from postbox.queue.records import canceled_at, parse_record
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,11 @@ async def lookup_email(queue: Queue, job_id: str) -> EmailView | None:
 
 async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
     """The view of a sent email whose job is gone: what its compact record keeps."""
-    record = parse_record(await queue.client.get(PostboxKeys(queue.name).idempotency(job_id)))
+    found = await queue.client.get(PostboxKeys(queue.name).idempotency(job_id))
+    canceled = canceled_at(found)
+    if canceled is not None:
+        return _canceled_view(job_id, canceled)
+    record = parse_record(found)
     if record is None:
         return None
     return EmailView(
@@ -113,6 +117,21 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
         finished_at=datetime.fromtimestamp(record.finished_s, UTC).isoformat(),
         failed_reason=None,
         result={"smtp_reply": record.reply_code or None, "accepted": [], "refused": {}},
+        history=[],
+        journal=parse_entry({}),
+    )
+
+
+def _canceled_view(job_id: str, canceled_s: int) -> EmailView:
+    """A canceled email: its job is gone, its record says when."""
+    return EmailView(
+        id=job_id,
+        status=EmailStatus.CANCELED,
+        attempts=0,
+        data={},
+        finished_at=datetime.fromtimestamp(canceled_s, UTC).isoformat(),
+        failed_reason=None,
+        result=None,
         history=[],
         journal=parse_entry({}),
     )

@@ -9,7 +9,9 @@ reload the endpoints only when something changed.
 
 An endpoint belongs to the API key that made it (`owner`, the key id) and takes only the
 events of emails from that key's sender domains (`domains`; empty for an unrestricted key,
-which may take every event).
+which may take every event). The domains are copied so the dispatcher, which may run
+without API_KEYS, can scope events; `sync_owners` keeps the copy true when a key's domains
+change or the key goes (each API process runs it at start).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -38,6 +41,9 @@ ID_PREFIX = "wh_"
 PREVIOUS_SECRET_SECONDS = 24 * 3600
 _CHUNK = 500  # deliveries deleted per round trip when an endpoint goes
 _ENDPOINT_ID = re.compile(r"wh_[A-Za-z0-9_-]{22}")
+# Why an endpoint was disabled when its owner key left API_KEYS; only an endpoint disabled
+# for this reason comes back by itself when the key does.
+OWNER_KEY_GONE = "its API key is no longer configured"
 
 # KEYS[1]: the endpoint's hash, KEYS[2]: the version counter; ARGV: field, value, ...
 # Changes an endpoint only if it still exists (a concurrent delete wins).
@@ -130,6 +136,20 @@ def _endpoint(endpoint_id: str, fields: dict[str, str]) -> Endpoint:
         disabled_reason=fields.get("disabled_reason") or None,
         created_at=fields.get("created_at", ""),
     )
+
+
+def _owner_changes(endpoint: Endpoint, owners: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """The fields to change so `endpoint` matches its owner key in `owners` (none for an
+    endpoint made on the command line, which has no owner)."""
+    if not endpoint.owner:
+        return {}
+    domains = owners.get(endpoint.owner)
+    if domains is None:
+        return {"enabled": "0", "disabled_reason": OWNER_KEY_GONE} if endpoint.enabled else {}
+    changes = {"domains": json.dumps(list(domains))} if domains != endpoint.domains else {}
+    if not endpoint.enabled and endpoint.disabled_reason == OWNER_KEY_GONE:
+        changes.update(enabled="1", disabled_reason="")
+    return changes
 
 
 class EndpointStore:
@@ -232,6 +252,18 @@ class EndpointStore:
         if changes and not await self._change(endpoint_id, changes):
             return None
         return await self.get(endpoint_id)
+
+    async def sync_owners(self, owners: Mapping[str, tuple[str, ...]]) -> int:
+        """Align every endpoint made by an API key with that key as configured now
+        (`owners`: key id -> its sender domains, () for an unrestricted key): new domains
+        are copied, an endpoint whose key is gone is disabled, and enabled again when the
+        key returns. The number of endpoints changed."""
+        changed = 0
+        for endpoint in await self.all():
+            changes = _owner_changes(endpoint, owners)
+            if changes and await self._change(endpoint.id, changes):
+                changed += 1
+        return changed
 
     async def disable(self, endpoint_id: str, reason: str) -> None:
         """Stop deliveries to an endpoint (its receiver answered 410 Gone, say), with why."""

@@ -32,8 +32,11 @@ def test_every_event_type_matches_its_documented_payload(
         email_payload(to=BAD),
         email_payload(to=BUSY),
         email_payload(send_at=later, subject="later"),
+        email_payload(send_at=later, subject="canceled"),
     ):
-        assert api.post("/v1/emails", json=payload).status_code == 202
+        posted = api.post("/v1/emails", json=payload)
+        assert posted.status_code == 202
+    assert api.post(f"/v1/emails/{posted.json['id']}/cancel").status_code == 200
     worker_factory(EMAIL_MAX_ATTEMPTS="2")
     wait_until(lambda: redis_client.zcard("bull:email:failed") == 2)
     for email_id in redis_client.zrange("bull:email:failed", 0, -1):

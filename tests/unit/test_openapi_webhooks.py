@@ -21,8 +21,14 @@ COMMON = {
     "sequence": 1764590000123000,
 }
 SAMPLES: dict[str, dict[str, Any]] = {
-    "email.queued": {**COMMON, "attempt": 0, "send_at": None},
-    "email.scheduled": {**COMMON, "attempt": 0, "send_at": "2026-01-01T09:00:00.000Z"},
+    "email.queued": {**COMMON, "attempt": 0, "send_at": None, "subject": "Hi", "key_id": "ab12"},
+    "email.scheduled": {
+        **COMMON,
+        "attempt": 0,
+        "send_at": "2026-01-01T09:00:00.000Z",
+        "subject": "Hi",
+        "key_id": None,
+    },
     "email.sent": {
         **COMMON,
         "recipients": [
@@ -39,6 +45,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "email.failed": {**COMMON, "error_class": "rejected", "reply": "550 5.1.1 no such user"},
     "email.retried": {**COMMON, "attempt": 0},
+    "email.canceled": {**COMMON, "attempt": 0},
 }
 
 

@@ -1,0 +1,167 @@
+"""The recorder: reads the event stream in batches and writes the history.
+
+It reads through its own consumer group, `history` (one consumer per process: instance id
+and pid), so any number of recorders share the stream, each entry going to one of them, and
+it reads at its own pace: the delivery path only appends to the stream and never waits on
+the database. A batch is acknowledged (XACK) only after its transaction committed; while the
+database is down the recorder keeps its batch and tries again every few seconds, the events
+waiting in the stream meanwhile, and catches up when the database is back. A recorder that
+dies leaves its batch pending, and another (or the next one) takes it over after 30 s
+(XAUTOCLAIM). Writing a batch twice changes nothing (writer.py), so at-least-once reading
+gives exactly-once rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import cast
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+from sqlalchemy import Engine
+
+from postbox.errors import HistoryRejected, HistoryUnavailable
+from postbox.history.records import Batch
+from postbox.history.writer import write_batch
+from postbox.queue.connection import UNAVAILABLE_ERRORS
+from postbox.queue.events import parse_entry, register_consumer, trim_acknowledged
+from postbox.queue.keys import PostboxKeys
+
+logger = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "history"
+READ_COUNT = 1000
+READ_BLOCK_MS = 1000
+CLAIM_IDLE_MS = 30_000
+MAINTENANCE_SECONDS = 5.0
+RETRY_SECONDS = 2.0
+Entry = tuple[str, dict[str, str]]
+
+
+class Recorder:
+    """One process's recorder of one queue's events."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        engine: Engine,
+        queue_name: str,
+        consumer: str,
+        *,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        keep_events_seconds: float = 0,
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._queue_name = queue_name
+        self._keys = PostboxKeys(queue_name)
+        self._consumer = consumer
+        self._claim_idle_ms = claim_idle_ms
+        self._keep_events_seconds = keep_events_seconds
+        self.recorded = 0
+
+    async def start(self) -> None:
+        """Register the group, so events are written from now on."""
+        await register_consumer(self._client, self._queue_name, CONSUMER_GROUP)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Record batches until `stop` is set (a batch being written is finished first)."""
+        await self.start()
+        logger.info("History recorder %s started", self._consumer)
+        next_upkeep = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_upkeep:
+                    await self._upkeep(stop)
+                    next_upkeep = time.monotonic() + MAINTENANCE_SECONDS
+                entries = await self._read()
+                if entries:
+                    await self._record(entries, stop)
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("History recorder cannot reach Redis: %s", exc)
+                await _pause(stop, RETRY_SECONDS)
+        logger.info("History recorder %s stopped (%d events)", self._consumer, self.recorded)
+
+    async def _read(self) -> list[Entry]:
+        try:
+            found = await self._client.xreadgroup(
+                CONSUMER_GROUP,
+                self._consumer,
+                {self._keys.events(): ">"},
+                count=READ_COUNT,
+                block=READ_BLOCK_MS,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.start()  # the stream was deleted (FLUSHALL): make the group again
+            return []
+        streams = cast(list[tuple[str, list[Entry]]], found)
+        return streams[0][1] if streams else []
+
+    async def _record(self, entries: list[Entry], stop: asyncio.Event) -> None:
+        """Write the batch until it is written (or `stop`: then it stays pending), then XACK."""
+        while True:
+            try:
+                await asyncio.to_thread(self._write, entries)
+                break
+            except HistoryUnavailable as exc:
+                logger.warning("History delayed (%d events wait): %s", len(entries), exc)
+                if await _pause(stop, RETRY_SECONDS):
+                    return
+        await self._client.xack(self._keys.events(), CONSUMER_GROUP, *[e[0] for e in entries])
+        self.recorded += len(entries)
+
+    def _write(self, entries: list[Entry]) -> None:
+        """Write the batch; if the database refuses it for its content, write its events one
+        by one and skip (and log) those it refuses, so one bad event cannot block the rest."""
+        try:
+            write_batch(self._engine, _batch_of(entries))
+        except HistoryRejected as exc:
+            logger.error("History refused a batch (%s); writing it event by event", exc)
+            for entry in entries:
+                try:
+                    write_batch(self._engine, _batch_of([entry]))
+                except HistoryRejected as single:
+                    logger.error("Skipped event %s: %s", entry[0], single)
+
+    async def _upkeep(self, stop: asyncio.Event) -> None:
+        """Take over what a dead recorder left pending, and trim what every group has read."""
+        start = "0-0"
+        for _ in range(10):
+            found = await self._client.xautoclaim(
+                self._keys.events(),
+                CONSUMER_GROUP,
+                self._consumer,
+                self._claim_idle_ms,
+                start,
+                count=READ_COUNT,
+            )
+            start, entries = found[0], found[1]
+            if entries:
+                logger.info("Took over %d events of a dead history recorder", len(entries))
+                await self._record(entries, stop)
+            if start == "0-0" or stop.is_set():
+                break
+        await trim_acknowledged(self._client, self._queue_name, self._keep_events_seconds)
+
+
+def _batch_of(entries: list[Entry]) -> Batch:
+    """The rows of `entries`; an entry that is no readable event is logged and skipped."""
+    batch = Batch()
+    for entry_id, fields in entries:
+        try:
+            batch.add(parse_entry(entry_id, fields), fields["data"])
+        except (KeyError, ValueError, TypeError):
+            logger.error("Skipped stream entry %s: not a readable event", entry_id)
+    return batch
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds` or until `stop`; True when stopped."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()

@@ -1,0 +1,173 @@
+"""From delivery events to history rows: what each event says about its email (pure).
+
+Every event carries the email's sender, recipients and tags, so any one of them makes a
+complete enough row, whichever arrives first (a batch taken over from a dead recorder can be
+older than one already written). Each row is merged by rules that give the same result in
+any order, here within a batch and in SQL against what is stored (writer.py):
+- the status, its reply and each recipient's outcome come from the event with the highest
+  sequence (`status_seq`);
+- `created_ms`, the acceptance time and search order, is the earliest event's time;
+- `attempts` is the highest attempt seen;
+- facts that only some events carry (subject, key id, sent or failed time) keep the first
+  value written; `send_at` is the newest queued or scheduled event's (it may be moved).
+Events are rows too, keyed by their stream id: written once, however often they are read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from postbox.queue import events
+from postbox.queue.events import Event
+
+CANCELED = events.CANCELED
+
+# The email status each event leaves behind.
+STATUS_OF = {
+    events.QUEUED: "queued",
+    events.SCHEDULED: "scheduled",
+    events.SENT: "sent",
+    events.DEFERRED: "retrying",
+    events.FAILED: "failed",
+    events.RETRIED: "queued",
+    CANCELED: "canceled",
+}
+# Each recipient's outcome after an event that does not name them one by one.
+RECIPIENT_STATUS_OF = {
+    events.QUEUED: "pending",
+    events.SCHEDULED: "pending",
+    events.DEFERRED: "deferred",
+    events.FAILED: "failed",
+    events.RETRIED: "pending",
+    CANCELED: "canceled",
+}
+FIRST_WRITTEN = (
+    "message_id",
+    "subject",
+    "key_id",
+    "sent_ms",
+    "failed_ms",
+    "canceled_ms",
+)
+
+# The events that say when an email is to go (`send_at`): the newest wins (a rescheduled
+# email); the other events do not carry it.
+PLANNED = (events.QUEUED, events.SCHEDULED)
+Row = dict[str, Any]
+
+
+def event_ms(event: Event) -> int:
+    """When the event was written (ms), from its stream id."""
+    return int(event.id.partition("-")[0])
+
+
+def email_row(event: Event) -> Row:
+    """The email's row as this event alone tells it."""
+    data, ms = event.data, event_ms(event)
+    return {
+        "id": event.email_id,
+        "message_id": data.get("message_id"),
+        "sender": data.get("from", ""),
+        "domain": event.domain,
+        "subject": data.get("subject"),
+        "tags": json.dumps(data.get("tags") or []),
+        "key_id": data.get("key_id"),
+        "status": STATUS_OF.get(event.type, "queued"),
+        "status_seq": event.sequence,
+        "attempts": int(data.get("attempt") or 0),
+        "created_ms": ms,
+        "send_at": data.get("send_at"),
+        "send_at_seq": event.sequence if event.type in PLANNED else 0,
+        "sent_ms": ms if event.type == events.SENT else None,
+        "failed_ms": ms if event.type == events.FAILED else None,
+        "canceled_ms": ms if event.type == CANCELED else None,
+        "reply": data.get("reply"),
+    }
+
+
+def recipient_rows(event: Event) -> list[Row]:
+    """Each recipient's outcome as this event tells it."""
+    answers: dict[str, tuple[str, str | None]] = {}
+    if event.type == events.SENT:
+        for item in event.data.get("recipients") or []:
+            answers[item["address"]] = (item["status"], item.get("reply"))
+    else:
+        outcome = RECIPIENT_STATUS_OF.get(event.type, "pending")
+        for address in event.data.get("to") or []:
+            answers[address] = (outcome, event.data.get("reply"))
+    ms = event_ms(event)
+    return [
+        {
+            "email_id": event.email_id,
+            "address": address,
+            "created_ms": ms,
+            "status": status,
+            "status_seq": event.sequence,
+            "reply": reply,
+        }
+        for address, (status, reply) in answers.items()
+    ]
+
+
+def event_row(event: Event, raw_data: str) -> Row:
+    """The event itself, for the email's timeline."""
+    return {
+        "id": event.event_id,
+        "email_id": event.email_id,
+        "type": event.type,
+        "at_ms": event_ms(event),
+        "data": raw_data,
+    }
+
+
+def merge_email(old: Row, new: Row) -> Row:
+    """Two rows of one email merged (writer.py does the same in SQL)."""
+    merged = dict(old)
+    if new["status_seq"] > old["status_seq"]:
+        for name in ("status", "status_seq", "reply"):
+            merged[name] = new[name]
+    if new["send_at_seq"] > old["send_at_seq"]:
+        merged["send_at"], merged["send_at_seq"] = new["send_at"], new["send_at_seq"]
+    merged["created_ms"] = min(old["created_ms"], new["created_ms"])
+    merged["attempts"] = max(old["attempts"], new["attempts"])
+    for name in FIRST_WRITTEN:
+        if merged[name] is None:
+            merged[name] = new[name]
+    return merged
+
+
+def merge_recipient(old: Row, new: Row) -> Row:
+    """Two rows of one recipient merged."""
+    merged = dict(new if new["status_seq"] > old["status_seq"] else old)
+    merged["created_ms"] = min(old["created_ms"], new["created_ms"])
+    return merged
+
+
+@dataclass
+class Batch:
+    """The rows of a batch of events, one per email, recipient, tag and event."""
+
+    emails: dict[str, Row] = field(default_factory=dict)
+    recipients: dict[tuple[str, str], Row] = field(default_factory=dict)
+    tags: dict[tuple[str, str], Row] = field(default_factory=dict)
+    events: dict[str, Row] = field(default_factory=dict)
+
+    def add(self, event: Event, raw_data: str) -> None:
+        """Fold one event into the batch."""
+        row = email_row(event)
+        old = self.emails.get(event.email_id)
+        self.emails[event.email_id] = merge_email(old, row) if old else row
+        for recipient in recipient_rows(event):
+            key = (event.email_id, recipient["address"])
+            previous = self.recipients.get(key)
+            self.recipients[key] = merge_recipient(previous, recipient) if previous else recipient
+        for tag in event.data.get("tags") or []:
+            key = (event.email_id, tag)
+            ms = min(row["created_ms"], self.tags.get(key, row)["created_ms"])
+            self.tags[key] = {"email_id": event.email_id, "tag": tag, "created_ms": ms}
+        self.events[event.event_id] = event_row(event, raw_data)
+
+    def __len__(self) -> int:
+        return len(self.events)
