@@ -329,9 +329,12 @@ exactly_once "$INBOX" stop-api "$(field "$WORK/stop-api.json" accepted)" 60 >/de
 figure "an API replica stopped under load: 0 of 2,000 requests failed, $(shed "$WORK/stop-api.json") shed as overloaded ($(field "$WORK/stop-api.json" rate_per_second) requests/s)"
 
 # A worker SIGKILLed mid-load: its locked jobs come back after the lock and a stall check.
-loadgen kill-worker 2000
-accepted=$(field "$WORK/kill-worker.json" accepted)
+loadgen kill-worker 2000 &
+load=$!
+sleep 8
 run_block kill-worker
+wait "$load"
+accepted=$(field "$WORK/kill-worker.json" accepted)
 waited=$(exactly_once "$INBOX" kill-worker "$accepted" 180) || {
     read -r distinct total < <(delivered "$INBOX" kill-worker)
     ((distinct == accepted)) || fail "kill-worker: $distinct of $accepted delivered"
@@ -340,8 +343,11 @@ waited=$(exactly_once "$INBOX" kill-worker "$accepted" 180) || {
 }
 figure "a worker SIGKILLed: all $accepted emails delivered by the others, the last ${waited} s after the kill"
 
-# Redis restarted: no 503 once it has been back for 2 s.
+# Redis restarted: no 503 once it has been back (answering, its file loaded) for 2 s.
 run_block restart-redis
+t0=$(date +%s.%N)
+until [[ $(docker compose exec -T redis redis-cli ping 2>/dev/null) == PONG ]]; do sleep 0.2; done
+figure "Redis answered again $(python3 -c "import time,sys; print(round(time.time() - float(sys.argv[1]), 1))" "$t0") s after docker compose restart returned"
 sleep 2
 loadgen after-redis 500 --wait 120
 [[ $(field "$WORK/after-redis.json" "errors_by_kind.get('503 queue_unavailable', 0) + errors - errors_by_kind.get('503 overloaded', 0)") == 0 ]] || fail "after the Redis restart: $(cat "$WORK/after-redis.json")"

@@ -46,11 +46,17 @@ wheelhouse() {
     fi
 }
 
-# standin NAME DOCKERFILE: pull NAME, or build the stand-in from DOCKERFILE.
+label() { docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null; }
+
+# standin NAME DOCKERFILE [STAMP]: pull NAME, or build the stand-in from DOCKERFILE. A
+# stand-in stamped otherwise (the python one: its wheelhouse is requirements.txt's) is
+# built again.
 standin() {
-    local name=$1 dockerfile=$2 context
-    have "$name" && return
-    if timeout 60 docker pull -q "$name" >/dev/null 2>&1; then
+    local name=$1 dockerfile=$2 stamp=${3:-} context
+    if have "$name"; then
+        [[ $(label "$name" postbox.standin) != 1 || $(label "$name" postbox.stamp) == "$stamp" ]] && return
+        log "$name: stand-in out of date (requirements.txt changed); building it again"
+    elif timeout 60 docker pull -q "$name" >/dev/null 2>&1; then
         log "pulled $name"
         return
     fi
@@ -62,13 +68,13 @@ standin() {
         wheelhouse
         cp -r "$cache/wheels" "$context/wheels"
     fi
-    DOCKER_BUILDKIT=0 docker build -q --label postbox.standin=1 -t "$name" \
+    DOCKER_BUILDKIT=0 docker build -q --label postbox.standin=1 --label "postbox.stamp=$stamp" -t "$name" \
         -f "$context/$dockerfile" "$context" >/dev/null
     rm -rf "$context"
 }
 
 python_image=$(awk '/^FROM / {print $2; exit}' "$root/Dockerfile")
-standin "$python_image" python.Dockerfile
+standin "$python_image" python.Dockerfile "$(sha256sum "$root/requirements.txt" | cut -c1-16)"
 compose_image() { awk -v s="  $1:" '$0 == s {f = 1} f && /image:/ {print $2; exit}' \
     "$root/docker-compose.yml"; }
 standin "$(compose_image redis)" redis.Dockerfile
