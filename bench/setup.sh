@@ -92,18 +92,8 @@ setup_peers() {
     if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
   }
-  local target=bench/.peers stamp wanted
-  stamp=$target/.installed
-  wanted=$(cat bench/peers/package.json bench/peers/package-lock.json | sha256sum | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ ! -d "$target/node_modules" ]; then
-    echo "bench/setup: installing the Node peer (bullmq, nodemailer) into $target"
-    mkdir -p "$target"
-    cp bench/peers/package.json bench/peers/package-lock.json "$target/"
-    # npm ci refuses a lock file that omits other platforms' optional packages (npm 11 prunes
-    # them); install honours the lock file's versions all the same.
-    npm install --prefix "$target" --no-save --no-audit --no-fund --loglevel=error >/dev/null
-    echo "$wanted" > "$stamp"
-  fi
+  source scripts/node_packages.sh
+  install_node_packages bench/peers bench/.peers "the Node peer (bullmq, nodemailer)"
 }
 
 setup_smtp_sink

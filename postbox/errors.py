@@ -4,7 +4,8 @@ PostboxError
 ├── ConfigError              a setting in the environment is unusable
 ├── RedisServerError         no usable private redis-server could be started (dev, tests)
 ├── QueueUnavailable         Redis cannot be reached (or answered too slowly)
-│   └── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
+│   ├── QueueFull            Redis refuses writes: it is out of memory (maxmemory)
+│   └── NotReplicated        fewer replicas than REDIS_ACK_REPLICAS confirmed a write in time
 ├── InvalidCursor            a pagination cursor was not made by Postbox
 ├── HistoryUnavailable       the history database cannot be reached (or is busy)
 ├── HistoryRejected          the history database refused a write for its content
@@ -17,9 +18,11 @@ PostboxError
 ├── StaleConnection          a reused SMTP connection turned out to be closed by the relay
 ├── DeliveryError            one attempt to hand a message to the relay failed
 │   ├── TemporaryDeliveryError   worth another attempt (4xx on MAIL/RCPT/DATA)
-│   │   └── RelayUnavailable     the relay itself is down (refused, timed out, 421)
-│   │       └── RelayAuthFailed  the relay refused the SMTP credentials (530, 534, 535,
-│   │                            538): the emails wait, unharmed, until an operator acts
+│   │   ├── RelayUnavailable     the relay itself is down (refused, timed out, 421)
+│   │   │   └── RelayAuthFailed  the relay refused the SMTP credentials (530, 534, 535,
+│   │   │                        538): the emails wait, unharmed, until an operator acts
+│   │   └── OutcomeUnknown       the connection was lost after the message was written:
+│   │                            the relay may have it, so no instant resend
 │   └── PermanentDeliveryError   no attempt will succeed (5xx on MAIL/RCPT/DATA)
 │       └── RelayMisconfigured   the relay cannot be used as configured (TLS required but
 │                                not offered, an untrusted certificate)
@@ -77,6 +80,11 @@ class QueueUnavailable(PostboxError):
 
 class QueueFull(QueueUnavailable):
     """Raised when Redis refuses a write because it reached `maxmemory` (noeviction)."""
+
+
+class NotReplicated(QueueUnavailable):
+    """Raised when the primary took a write but fewer replicas than REDIS_ACK_REPLICAS
+    confirmed it in time: it may be lost in a failover, so it is not acknowledged."""
 
 
 class InvalidCursor(PostboxError, ValueError):
@@ -145,6 +153,14 @@ class RelayAuthFailed(RelayUnavailable):
     """
 
     error_class = "auth"
+
+
+class OutcomeUnknown(TemporaryDeliveryError):
+    """Raised when the connection was lost (or the reply timed out) after the message's
+    content was written: the relay may have accepted it, so it is retried on the backoff
+    schedule like a 4xx, never at once on another connection."""
+
+    error_class = "unknown_outcome"
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -80,12 +80,16 @@ def secret_values(settings: Settings) -> list[str]:
         redis_password = urlsplit(settings.redis.url).password
     except ValueError:
         redis_password = None
+    sentinel = settings.redis.sentinel
     candidates = (
         settings.smtp.password,
         redis_password,
+        sentinel.password if sentinel else None,
+        sentinel.redis_password if sentinel else None,
         settings.api.secret_key,
         settings.webhooks.encryption_key,
         settings.history.password,
+        *(relay.smtp.password for relay in settings.relays),
     )
     return [value for value in candidates if value]
 

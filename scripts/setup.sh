@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Postbox needs on a Debian/Ubuntu machine with Python 3.11, idempotently:
-# Debian's redis-server (bullmq needs >= 7.0.8) and chromium (for tests), a virtualenv in
-# .venv with the pinned requirements, and Postbox itself in editable mode. Safe to run
-# again; fast when done.
+# Debian's redis-server (bullmq needs >= 7.0.8), chromium and nodejs (for tests), a virtualenv in
+# .venv with the pinned requirements, and Postbox and its Python client in editable mode.
+# Safe to run again; fast when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,11 +45,24 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.postbox-requirements
-wanted=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-dev.txt pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "setup: installing Python requirements"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  # The Python client (its httpx is pinned in requirements-dev.txt).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e clients/python
   echo "$wanted" > "$stamp"
 fi
+if ! command -v curl >/dev/null; then
+  echo "setup: installing Debian's curl (a test sends with it)"
+  apt_install curl
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing Debian's nodejs and npm (the interop tests run Node clients)"
+  apt_install nodejs npm
+fi
+# Node BullMQ and Bull Board for tests/integration/test_node_interop.py.
+source scripts/node_packages.sh
+install_node_packages tests/node tests/node/.modules "the Node interop test's packages"

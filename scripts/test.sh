@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check postbox tests bench
-.venv/bin/ruff format --check postbox tests bench
+.venv/bin/ruff check postbox tests bench clients
+.venv/bin/ruff format --check postbox tests bench clients
 .venv/bin/mypy postbox
+.venv/bin/mypy clients/python/postbox_client
 .venv/bin/lint-imports
 exec .venv/bin/pytest "$@"

@@ -26,11 +26,13 @@ import redis as sync_redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from playwright.sync_api import Browser
 
 from postbox.api.app import create_app
 from postbox.config import Settings, load_settings
 from postbox.dev.ports import free_port
 from postbox.dev.redis_server import RedisServer
+from tests.browser import chromium
 from tests.history_fixtures import (  # noqa: F401
     database_url,
     history_env,
@@ -407,3 +409,13 @@ def dispatcher_factory(
     yield start
     for dispatcher in made:
         dispatcher.stop()
+
+
+# ---------------------------------------------------------------- pages
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (tests/browser.py), closed after the test."""
+    with chromium() as opened:
+        yield opened

@@ -40,7 +40,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from postbox.api import admission
+from postbox.api import admission, lingering_close
 from postbox.api.tcp_state import connection_state
 
 # Requests waiting for one of the process's threads beyond which new ones are shed: 24 of 8
@@ -125,7 +125,8 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         self._take(conn.sock, lambda: conn, False)
 
     def handle(self, conn: Any) -> Any:
-        """Serve `conn` on this thread, telling the gate how long it waited."""
+        """Serve `conn` on this thread, telling the gate how long it waited; a connection
+        closed while its client still sends lingers (lingering_close.py)."""
         self._last_started = next(self._started)
         admission.arrived(conn.postbox_queued_at, conn.sock)
         head = getattr(conn, "postbox_head", None)
@@ -135,7 +136,10 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
             conn.init()
             conn.parser.unreader.unread(head)
             conn.data_ready = True
-        return super().handle(conn)
+        keep = super().handle(conn)
+        if keep is False:  # closing: a 413 may have left the client sending its body
+            lingering_close.close_after_answer(conn.sock, _unread_body_bytes(conn))
+        return keep
 
     def _take(self, sock: socket.socket, make_conn: Callable[[], Any], accepted: bool) -> None:
         """Serve, shed or close the connection on `sock`; `make_conn` gives its TConn.
@@ -212,3 +216,17 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         self.pending_conns.remove(conn)
         conn.data_ready = True
         self.enqueue_req(conn)
+
+
+def _unread_body_bytes(conn: Any) -> int | None:
+    """How much of the last request's body the client announced and is not read from the
+    socket yet: 0 when none is left, None when unknown (a chunked body)."""
+    parser = conn.parser
+    reader = getattr(getattr(getattr(parser, "mesg", None), "body", None), "reader", None)
+    if reader is None:
+        return 0
+    left = getattr(reader, "length", None)  # gunicorn's LengthReader: bytes still to come
+    if not isinstance(left, int):
+        return None
+    # Some of them may sit in gunicorn's buffer already, read with the head.
+    return max(0, left - len(parser.unreader.buf.getvalue()))

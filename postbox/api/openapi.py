@@ -19,6 +19,7 @@ from marshmallow import fields
 from postbox import __version__
 from postbox.api import openapi_deliveries, openapi_history, openapi_webhooks, responses
 from postbox.api.dead_letters import ListQuerySchema, RetryFilterSchema
+from postbox.api.openapi_examples import add_examples
 from postbox.api.openapi_parts import answers as _answers
 from postbox.api.openapi_parts import json_content as _json
 from postbox.api.schemas import (
@@ -106,6 +107,7 @@ def openapi_document() -> dict[str, Any]:
     for name in ("Email", "BatchItem"):
         document["components"]["schemas"][name]["anyOf"] = _BODY_REQUIRED
     document["security"] = [{"bearer": []}]
+    add_examples(document)
     return document
 
 

@@ -12,7 +12,7 @@ from postbox.api.extension import state
 from postbox.api.history import history_status
 from postbox.queue.advice import advise, figures
 from postbox.queue.delivery_settings import cluster_delivery_settings, delivery_settings
-from postbox.queue.relay_health import relay_summary
+from postbox.queue.relay_health import relay_summary, relays_summary
 from postbox.webhooks.stats import webhook_stats
 
 bp = Blueprint("queue_stats", __name__)
@@ -43,6 +43,8 @@ def build_stats() -> dict[str, Any]:
         # A live worker's refused login first: it holds up every email now.
         "config_error": workers["auth_error"] or stats["dead_letters"]["latest_config_error"],
         "workers": workers,
+        # Each relay by name (SMTP_RELAYS), as the live workers see it.
+        "relays": relays_summary(stats["instances"]),
     }
     name = state().settings.redis.queue_name
     stats["webhooks"] = state().gateway.with_client(lambda client: webhook_stats(client, name))

@@ -34,6 +34,8 @@ class DeliverySchema(Schema):
     """What the relay answered, per recipient."""
 
     smtp_reply = _nullable()
+    # The relay that accepted it (SMTP_RELAYS' name, `default` without it); null if unknown.
+    relay = _nullable()
     accepted = fields.List(_Str(), required=True)
     refused = fields.Dict(keys=_Str(), values=_Str(), required=True)
 
@@ -111,8 +113,9 @@ class ThroughputSchema(Schema):
 
 
 class WorkerRelaySchema(Schema):
-    """The relay as one worker saw it at its last heartbeat."""
+    """A relay as one worker saw it at its last heartbeat."""
 
+    name = _Str()  # in SMTP_RELAYS, `default` without it (absent from older workers)
     address = _Str(required=True)
     circuit = _Str(required=True, validate=validate.OneOf(["closed", "open", "half_open"]))
     down_since = _nullable()
@@ -122,6 +125,8 @@ class WorkerRelaySchema(Schema):
     probes = _Int(required=True)
     last_error = _nullable()
     error_class = _nullable()
+    sends = _Int()  # since the worker started (absent from older workers)
+    failures = _Int()
 
 
 class InstanceSchema(Schema):
@@ -140,7 +145,9 @@ class InstanceSchema(Schema):
     processed = _Int()
     started_at = _Str()
     heartbeat_seconds = fields.Float()
+    # The first relay in trouble (else the first); `relays`: every relay, in order.
     relay = fields.Nested(WorkerRelaySchema)
+    relays = fields.List(fields.Nested(WorkerRelaySchema))
 
 
 class RoleTotalsSchema(Schema):
@@ -204,6 +211,22 @@ class RelayWorkersSchema(Schema):
     postponed = _Int(required=True)
 
 
+class RelayStatusSchema(Schema):
+    """One relay by name, as the live workers see it."""
+
+    name = _Str(required=True)
+    address = _Str(required=True)
+    status = _Str(required=True, validate=validate.OneOf(["healthy", "failing", "open"]))
+    workers_reporting = _Int(required=True)
+    workers_down = _Int(required=True)
+    down_seconds = fields.Float(required=True, allow_none=True)
+    last_error = _nullable()
+    error_class = _nullable()
+    postponed = _Int(required=True)
+    sends = _Int(required=True)
+    failures = _Int(required=True)
+
+
 class RelaySchema(Schema):
     """The relay as configured for this API instance, and as the live workers see it."""
 
@@ -213,6 +236,7 @@ class RelaySchema(Schema):
     custom_ca = fields.Boolean(required=True)
     config_error = _nullable()
     workers = fields.Nested(RelayWorkersSchema, required=True)
+    relays = fields.List(fields.Nested(RelayStatusSchema), required=True)
 
 
 class RedisMemorySchema(Schema):

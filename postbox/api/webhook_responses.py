@@ -105,6 +105,12 @@ class RecipientOutcomeSchema(Schema):
     address = _Str(required=True)
     status = _Str(required=True, validate=validate.OneOf(["accepted", "refused"]))
     reply = _nullable()
+    relay = _Str(
+        metadata={
+            "description": "The relay that accepted it, when the email was split over "
+            "several routes (SMTP_ROUTES)."
+        }
+    )
 
 
 class SentDataSchema(EventDataSchema):
@@ -113,6 +119,14 @@ class SentDataSchema(EventDataSchema):
     recipients = fields.List(fields.Nested(RecipientOutcomeSchema), required=True)
     reply = fields.String(
         required=True, allow_none=True, metadata={"description": "The relay's reply to DATA."}
+    )
+    relay = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The relay that accepted it (SMTP_RELAYS' name, `default` without "
+            "it); null for a re-run that found it accepted in the journal, absent from events "
+            "of workers older than SMTP_RELAYS."
+        },
     )
 
 

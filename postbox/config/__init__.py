@@ -1,6 +1,7 @@
 """Configuration: every setting comes from the environment, read once by `load_settings`."""
 
 from postbox.config.api_keys import ApiKey, find_key, key_digest
+from postbox.config.redis_ha import ReplicaAck, SentinelSettings
 from postbox.config.settings import (
     ApiSettings,
     EmailLimits,
@@ -19,6 +20,8 @@ __all__ = [
     "ApiSettings",
     "EmailLimits",
     "RedisSettings",
+    "ReplicaAck",
+    "SentinelSettings",
     "Settings",
     "SmtpSecurity",
     "SmtpSettings",

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem
@@ -26,9 +26,19 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.redis_ha import (
+    ReplicaAck,
+    SentinelSettings,
+    parse_ack_timeout_ms,
+    parse_sentinels,
+)
 from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from postbox.config.relays import RelaySettings
+    from postbox.config.routes import Route
 
 T = TypeVar("T")
 
@@ -50,11 +60,14 @@ class RedisSettings:
     # New emails are refused (503 queue_full) once Redis uses this share of its maxmemory:
     # the rest stays for the workers, who need writes to move queued emails out.
     intake_memory_percent: int = 95
+    # Set: the primary is found through Sentinel, and `url` is not used (redis_ha.py).
+    sentinel: SentinelSettings | None = None
+    ack: ReplicaAck = field(default_factory=ReplicaAck)
 
     @property
     def safe_url(self) -> str:
-        """The URL with any password replaced, for logs and error messages."""
-        return redact_url(self.url)
+        """Where the queue is (the URL with any password replaced), for logs and errors."""
+        return self.sentinel.describe() if self.sentinel else redact_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,9 @@ class Settings:
     heartbeat_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
+    # SMTP_RELAYS (postbox/config/relays.py); empty: the one relay `smtp` describes.
+    relays: tuple[RelaySettings, ...] = ()
+    routes: tuple[Route, ...] = ()  # SMTP_ROUTES (postbox/config/routes.py)
 
 
 def redact_url(url: str) -> str:
@@ -165,7 +181,16 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-_SECRET_NAMES = frozenset({"SMTP_PASSWORD", "API_KEYS", "SECRET_KEY", "ENCRYPTION_KEY"})
+_SECRET_NAMES = frozenset(
+    {
+        "SMTP_PASSWORD",
+        "API_KEYS",
+        "SECRET_KEY",
+        "ENCRYPTION_KEY",
+        "REDIS_PASSWORD",
+        "REDIS_SENTINEL_PASSWORD",
+    }
+)
 
 
 class _Env:
@@ -288,6 +313,31 @@ def _load_redis(env: _Env) -> RedisSettings:
         intake_memory_percent=env.get(
             "REDIS_INTAKE_MEMORY_PERCENT", 95, _percent, "not a percentage"
         ),
+        sentinel=_load_sentinel(env),
+        ack=ReplicaAck(
+            replicas=env.get("REDIS_ACK_REPLICAS", 0, _whole_number, "not a whole number"),
+            timeout_ms=env.get("REDIS_ACK_TIMEOUT_MS", 1000, parse_ack_timeout_ms, "bad"),
+        ),
+    )
+
+
+def _load_sentinel(env: _Env) -> SentinelSettings | None:
+    nodes = env.get("REDIS_SENTINELS", None, parse_sentinels, "not host:port,...")
+    if nodes is None:
+        for name in ("REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "REDIS_PASSWORD"):
+            if env.raw(name) is not None:
+                raise ConfigError(f"{name} is set without REDIS_SENTINELS, which it goes with")
+        return None
+    if env.raw("REDIS_URL") is not None:
+        raise ConfigError(
+            "REDIS_URL and REDIS_SENTINELS are both set: use one (REDIS_SENTINELS finds the"
+            " primary through Sentinel)"
+        )
+    return SentinelSettings(
+        nodes=nodes,
+        master=env.raw("REDIS_SENTINEL_MASTER") or "mymaster",
+        password=env.raw("REDIS_SENTINEL_PASSWORD"),
+        redis_password=env.raw("REDIS_PASSWORD"),
     )
 
 
@@ -401,10 +451,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises `ConfigError` naming the first variable whose value is unusable.
     """
-    env = _Env(os.environ if environ is None else environ)
+    from postbox.config.relays import load_relays  # noqa: PLC0415  (it imports this module)
+    from postbox.config.routes import load_routes  # noqa: PLC0415
+
+    environ = os.environ if environ is None else environ
+    env = _Env(environ)
+    smtp = _load_smtp(env)
+    relays = load_relays(environ, smtp)
     return Settings(
         redis=_load_redis(env),
-        smtp=_load_smtp(env),
+        smtp=smtp,
         worker=_load_worker(env),
         api=_load_api(env),
         webhook_delivery=_load_webhook_delivery(env),
@@ -418,6 +474,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=env.positive_float("INSTANCE_HEARTBEAT_SECONDS", 10.0),
         log_level=env.get("LOG_LEVEL", "INFO", _log_level, "bad level"),
         log_format=env.get("LOG_FORMAT", "text", _choice({"text", "json"}), "bad format"),
+        relays=relays,
+        routes=load_routes(environ, [relay.name for relay in relays]),
     )
 
 

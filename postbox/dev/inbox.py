@@ -6,6 +6,7 @@ The API's `/dev/inbox` page reads the same Maildir, so every process sees what a
 from __future__ import annotations
 
 import mailbox
+import re
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 
 from postbox.dev.ports import free_port
+
+# Maildir keys as mailbox.Maildir makes them ("1764590000.M1P2Q3.host"): nothing else is read.
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 class DevInbox:
@@ -38,14 +42,49 @@ class DevInbox:
             self._controller = None
 
 
-def list_messages(maildir: str) -> list[dict[str, Any]]:
-    """Every message in `maildir`, newest first, as JSON-ready summaries."""
-    path = Path(maildir)
-    if not path.exists():
+def list_messages(maildir: str, query: str = "") -> list[dict[str, Any]]:
+    """Every message in `maildir`, newest first, as JSON-ready summaries; with `query`, only
+    those whose sender, recipients or subject contain it (any case)."""
+    box = _box(maildir)
+    if box is None:
         return []
-    box = mailbox.Maildir(path, create=False)
     entries = [_summary(key, message) for key, message in box.iteritems()]
+    if query:
+        entries = [entry for entry in entries if _matches(entry, query.casefold())]
     return sorted(entries, key=lambda entry: entry["received"], reverse=True)
+
+
+def read_raw(maildir: str, key: str) -> bytes | None:
+    """The message `key` as it arrived (with the server's X-MailFrom, X-RcptTo on top), or
+    None when there is no such message."""
+    box = _box(maildir)
+    if box is None or not KEY_PATTERN.fullmatch(key):
+        return None
+    try:
+        return box.get_bytes(key)
+    except KeyError:
+        return None
+
+
+def clear(maildir: str) -> int:
+    """Remove every message; how many there were."""
+    box = _box(maildir)
+    if box is None:
+        return 0
+    keys = list(box.keys())
+    for key in keys:
+        box.discard(key)
+    return len(keys)
+
+
+def _box(maildir: str) -> mailbox.Maildir | None:
+    path = Path(maildir)
+    return mailbox.Maildir(path, create=False) if path.exists() else None
+
+
+def _matches(entry: dict[str, Any], folded: str) -> bool:
+    fields = ("from", "to", "cc", "envelope_to", "subject")
+    return any(folded in str(entry[name] or "").casefold() for name in fields)
 
 
 def _summary(key: str, message: Message) -> dict[str, Any]:

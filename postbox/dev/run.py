@@ -70,7 +70,12 @@ Postbox is running (development mode, loopback only).
   Redis      {redis_url}   (private; its data goes when you stop)
   API key    {key}
 
-Try:
+Try, from Python (.venv/bin/python; the client is clients/python):
+  from postbox_client import Postbox
+  postbox = Postbox("{base}", "{key}")
+  print(postbox.send(from_="dev@example.com", to="you@example.com", subject="Hi", text="Hi"))
+
+or with curl:
   curl -s {base}/v1/emails \\
     -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
     -d '{{"from": "Dev <dev@example.com>", "to": "you@example.com",

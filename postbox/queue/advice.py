@@ -44,6 +44,10 @@ class RelayFigures:
     last_error: str | None = None
     auth_refused_workers: int = 0
     auth_error: str | None = None
+    # With several relays (SMTP_RELAYS): the first one down (its name, address, seconds,
+    # error), and those still up, which carry the mail meanwhile.
+    down_relay: dict[str, Any] | None = None
+    up_relays: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
     """The figures of a `queue_stats` answer."""
     cluster = stats["cluster"]
     relay = stats["relay"]["workers"]
+    relays = stats["relay"].get("relays", [])
+    down = [r for r in relays if r["workers_down"]]
     return Figures(
         now_ms=now_ms,
         waiting=stats["counts"]["waiting"],
@@ -101,6 +107,8 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
             last_error=relay["last_error"],
             auth_refused_workers=relay["workers_auth_refused"],
             auth_error=relay["auth_error"],
+            down_relay=down[0] if down and len(relays) > 1 else None,
+            up_relays=tuple(r["name"] for r in relays if not r["workers_down"]),
         ),
         redis_used_memory=stats.get("redis", {}).get("used_memory", 0),
         redis_maxmemory=stats.get("redis", {}).get("maxmemory", 0),
@@ -154,6 +162,18 @@ def _relay_config_error(found: Figures) -> Advice | None:
     relay = found.relay
     if relay.auth_refused_workers == 0:
         return None
+    if relay.down_relay is not None and relay.up_relays:
+        name = relay.down_relay["name"]
+        return Advice(
+            "relay_config_error",
+            f"Relay {name} ({relay.down_relay['address']}) refuses the SMTP credentials "
+            f"({relay.auth_error}): mail is flowing through {_names(relay.up_relays)} only. "
+            f"Fix the user or password in relay {name}'s URL (SMTP_RELAYS) and restart the "
+            "workers.",
+            "workers_auth_refused",
+            relay.auth_refused_workers,
+            0,
+        )
     return Advice(
         "relay_config_error",
         f"The relay {relay.address} refuses the SMTP credentials ({relay.auth_error}): "
@@ -170,6 +190,18 @@ def _relay_unavailable(found: Figures) -> Advice | None:
     if relay.down_workers <= relay.auth_refused_workers:
         return None
     seconds = relay.down_seconds or 0.0
+    down = relay.down_relay
+    if down is not None and relay.up_relays:
+        seconds = down["down_seconds"] or 0.0
+        return Advice(
+            "relay_unavailable",
+            f"Relay {down['name']} ({down['address']}) unreachable for {_duration(seconds)} "
+            f"({down['last_error']}): mail is flowing through {_names(relay.up_relays)} only. "
+            "Check the relay and the network to it.",
+            "relay_down_seconds",
+            seconds,
+            0,
+        )
     return Advice(
         "relay_unavailable",
         f"Relay {relay.address} unreachable for {seconds:.0f} s ({relay.last_error}): emails "
@@ -179,6 +211,14 @@ def _relay_unavailable(found: Figures) -> Advice | None:
         seconds,
         0,
     )
+
+
+def _names(relays: tuple[str, ...]) -> str:
+    return " and ".join(relays)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _no_workers(found: Figures) -> Advice | None:

@@ -9,6 +9,11 @@ is dead, and without that retry each answered one 503 (issue 19), however long R
 been back. Replaying is safe for the API's commands: adding a job is keyed by its id.
 The worker's client is a pool without a read timeout (so an idle worker's BZPOPMIN never
 races one, and no timeout is armed per command).
+
+Every pool goes to REDIS_URL, or, with REDIS_SENTINELS, to whichever Redis the Sentinels
+name primary when a connection is opened (`_engine/sentinel_pools.py`): a failover breaks
+the connections to the old primary, and the next ones go to the new one, in every process
+(API, workers, rate limiters, registry, dashboard, CLI) without a restart.
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis as sync_redis
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import BusyLoadingError, OutOfMemoryError
+from redis.exceptions import BusyLoadingError, MasterDownError, OutOfMemoryError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from postbox.config import RedisSettings
 from postbox.errors import QueueFull, QueueUnavailable
+from postbox.queue._engine import sentinel_pools
 from postbox.queue._engine.hiredis_packing import pack_with_hiredis
 
 API_TIMEOUT_SECONDS = 2.0
@@ -36,11 +43,15 @@ SYNC_POOL_SIZE = 16
 # Probe an idle connection after 10 s, every 5 s, and give up after 3 unanswered probes.
 _KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 
-# Errors that mean "Redis is not reachable right now", as opposed to a bad command.
+# Errors that mean "Redis is not reachable right now", as opposed to a bad command. A
+# primary demoted by a failover answers writes with READONLY, and a replica cut off from its
+# primary answers MASTERDOWN: both pass once the clients reach the new primary.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
+    ReadOnlyError,
+    MasterDownError,
     ConnectionError,
     TimeoutError,
 )
@@ -67,8 +78,8 @@ def api_client(settings: RedisSettings) -> redis.Redis:
     caller's bound on the whole call instead (`gateway.CALL_TIMEOUT_SECONDS`, which cancels
     the call and so drops the connection; the next one is a new connect, bounded here).
     """
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.url,
+    pool = _pool(
+        settings,
         max_connections=POOL_SIZE,
         timeout=API_TIMEOUT_SECONDS,
         socket_connect_timeout=API_TIMEOUT_SECONDS,
@@ -91,14 +102,16 @@ def api_sync_pool(settings: RedisSettings) -> sync_redis.BlockingConnectionPool:
 
     Retries live on the pool's connections (redis-py runs commands through `conn.retry`).
     """
-    return sync_redis.BlockingConnectionPool.from_url(
-        settings.url,
-        max_connections=SYNC_POOL_SIZE,
-        timeout=API_TIMEOUT_SECONDS,
-        socket_connect_timeout=API_TIMEOUT_SECONDS,
-        socket_timeout=API_TIMEOUT_SECONDS,
-        retry=sync_redis.retry.Retry(NoBackoff(), 1),
-    )
+    options: dict[str, Any] = {
+        "max_connections": SYNC_POOL_SIZE,
+        "timeout": API_TIMEOUT_SECONDS,
+        "socket_connect_timeout": API_TIMEOUT_SECONDS,
+        "socket_timeout": API_TIMEOUT_SECONDS,
+        "retry": sync_redis.retry.Retry(NoBackoff(), 1),
+    }
+    if settings.sentinel is not None:
+        return sentinel_pools.sync_primary_pool(settings.sentinel, **options)
+    return sync_redis.BlockingConnectionPool.from_url(settings.url, **options)
 
 
 def worker_client(settings: RedisSettings) -> redis.Redis:
@@ -114,8 +127,8 @@ def worker_client(settings: RedisSettings) -> redis.Redis:
     process keeps to ~33 Redis connections. Unbounded, its 100 job slots held ~100 each for
     ~11 % more drain throughput; redis-py's plain pool never closes them.
     """
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.url,
+    pool = _pool(
+        settings,
         max_connections=POOL_SIZE,
         socket_connect_timeout=5,
         socket_timeout=None,
@@ -124,3 +137,10 @@ def worker_client(settings: RedisSettings) -> redis.Redis:
         decode_responses=True,
     )
     return redis.Redis(connection_pool=pack_with_hiredis(pool))
+
+
+def _pool(settings: RedisSettings, **options: Any) -> redis.ConnectionPool:
+    """A bounded asyncio pool to the primary: at REDIS_URL, or where the Sentinels say."""
+    if settings.sentinel is not None:
+        return sentinel_pools.primary_pool(settings.sentinel, **options)
+    return redis.BlockingConnectionPool.from_url(settings.url, **options)

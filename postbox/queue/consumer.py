@@ -125,6 +125,7 @@ class EmailConsumer:
             },
             send_needs_ms(settings),
             settings.worker.send_mark_seconds * 1000,
+            ack=settings.redis.ack,
         )
         self._run_task: asyncio.Task[None] | None = None
 

@@ -61,7 +61,9 @@ class _Resources:
                 ),
             },
         )
-        self.producer = EmailProducer(self.queue, self.client, settings.dedup_window_seconds)
+        self.producer = EmailProducer(
+            self.queue, self.client, settings.dedup_window_seconds, settings.redis.ack
+        )
         self.intake = IntakeRoom(self.client, settings.redis.intake_memory_percent)
         self.registry = InstanceRegistry(
             self.client, settings.redis.queue_name, settings.heartbeat_seconds

@@ -15,6 +15,10 @@ the lock confirmation also sets a *send mark* (`postbox:<queue>:sending:<id>`, e
 EMAIL_SEND_MARK_SECONDS), and every journal write removes it. A re-run that finds another
 run's mark waits (postponed, no attempt spent) until the mark's journal write arrives, which
 says what the relay accepted, or the mark expires: then the outcome is unknown and it sends.
+
+With REDIS_ACK_REPLICAS a journal write made outside a completion (an attempt that failed,
+or reached only some recipients) returns once the replicas hold it, as a completion does
+(postbox/queue/_engine/replication.py): a failover must not lose what the relay accepted.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
+from postbox.config import ReplicaAck
+from postbox.queue._engine.replication import until_replicated
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.events import EMIT_EVENT_LUA, NewEvent, event_args
 from postbox.queue.keys import PostboxKeys
@@ -147,10 +153,17 @@ EMPTY = JournalEntry()
 class SendJournal:
     """Reads and writes journal entries and attempt logs in Redis."""
 
-    def __init__(self, client: redis.Redis, queue_name: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        queue_name: str,
+        ttl_seconds: int,
+        ack: ReplicaAck | None = None,
+    ) -> None:
         self._client = client
         self._keys = PostboxKeys(queue_name)
         self._ttl = ttl_seconds
+        self._ack = ack or ReplicaAck()
         self._record = client.register_script(_RECORD)
         self._settle = client.register_script(_SETTLE)
 
@@ -234,11 +247,23 @@ class SendJournal:
             ],
         )
 
+    async def record(
+        self,
+        job_id: str,
+        accepted: dict[str, str],
+        rejected: dict[str, str],
+        attempt: dict[str, Any],
+        event: NewEvent | None = None,
+    ) -> None:
+        """Run `record_call` now, returning once the replicas asked for hold it."""
+        await self.record_call(job_id, accepted, rejected, attempt, event).run()
+        await until_replicated(self._client, self._keys.replication_mark(), self._ack)
+
     async def record_attempt(
         self, job_id: str, attempt: dict[str, Any], event: NewEvent | None = None
     ) -> None:
         """Append an attempt that changed no recipient's state (a failure), with its event."""
-        await self.record_call(job_id, {}, {}, attempt, event).run()
+        await self.record(job_id, {}, {}, attempt, event)
 
 
 async def forget_rejections(client: redis.Redis, queue_name: str, job_id: str) -> None:

@@ -104,6 +104,10 @@ class PostboxKeys:
         """Hash of one delivery (an event for an endpoint): the event, attempts, outcome."""
         return f"postbox:{self.queue_name}:webhook-delivery:{delivery_id}"
 
+    def replication_mark(self) -> str:
+        """Written by every transaction that waits for replicas (_engine/replication.py)."""
+        return f"postbox:{self.queue_name}:replication-mark"
+
     def history_retention_lease(self) -> str:
         """String held (SET NX PX) by the instance deleting expired history records."""
         return f"postbox:{self.queue_name}:history:retention-lease"

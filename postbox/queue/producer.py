@@ -14,6 +14,11 @@ retry is a new email again, not a "duplicate" of one that was never queued.
 The adds and their `email.queued` (or `email.scheduled`) events go in one transaction
 (postbox/queue/events.py): an event for each job the add created, none for a job that
 existed already, and none at all while no consumer reads the stream (the claim call says).
+
+With REDIS_ACK_REPLICAS the add's transaction then waits for that many replicas (one WAIT,
+on its connection: _engine/replication.py), which covers the claims made before it; short
+of them, the call raises `NotReplicated` (503): the jobs stay, and the client's retry with
+the same key finds them and waits again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import redis.asyncio as redis
 from bullmq import Job, Queue
 from redis.exceptions import RedisError
 
+from postbox.config import ReplicaAck
+from postbox.errors import NotReplicated
 from postbox.message.mime import (
     envelope_recipients,
     format_mailbox,
@@ -38,6 +45,7 @@ from postbox.message.mime import (
 )
 from postbox.message.types import EmailRequest
 from postbox.queue import events
+from postbox.queue._engine.replication import ReplicatedTransaction
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
@@ -159,11 +167,18 @@ def _delay_ms(send_at: str | None, now: datetime) -> int:
 class EmailProducer:
     """Enqueues prepared emails into one BullMQ queue, deduplicating by job id."""
 
-    def __init__(self, queue: Queue, client: redis.Redis, dedup_window_seconds: int) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        client: redis.Redis,
+        dedup_window_seconds: int,
+        ack: ReplicaAck | None = None,
+    ) -> None:
         self._queue = queue
         self._client = client
         self._keys = PostboxKeys(queue.name)
         self._window = dedup_window_seconds
+        self._ack = ack or ReplicaAck()
         self._claim_script = client.register_script(CLAIM_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
         self._queued_script = client.register_script(QUEUED_SCRIPT)
@@ -178,10 +193,15 @@ class EmailProducer:
             if outcome is not Outcome.CONFLICT and not _finished(value)
         }
         try:
-            await self._add(list(to_add.values()), with_events)
+            acked = await self._add(list(to_add.values()), with_events)
         except Exception:
             await self._release(emails, outcomes)
             raise
+        if to_add and acked < self._ack.replicas:
+            raise NotReplicated(
+                f"{acked} of {self._ack.replicas} replicas confirmed the emails within"
+                f" {self._ack.timeout_ms} ms"
+            )
         return [
             EnqueueResult(email.job_id, outcome)
             for email, outcome in zip(emails, outcomes, strict=True)
@@ -211,22 +231,25 @@ class EmailProducer:
                 claims = [claim_value(e.fingerprint) for e in made.values()]
                 await self._release_script(keys=keys, args=claims)
 
-    async def _add(self, emails: list[PreparedEmail], with_events: bool) -> None:
-        """Add the jobs (what bullmq's addBulk does) and their events, in one transaction."""
+    async def _add(self, emails: list[PreparedEmail], with_events: bool) -> int:
+        """Add the jobs (what bullmq's addBulk does) and their events, in one transaction;
+        how many replicas then confirmed it (as many as asked when none were)."""
         if not emails:
-            return
+            return self._ack.replicas
         defaults = self._queue.jobsOpts
         jobs = [
             Job(self._queue, JOB_NAME, e.data, {**defaults, **_job_options(e)}, e.job_id)
             for e in emails
         ]
         scripts = self._queue.backend.scripts
-        async with self._client.pipeline(transaction=True) as pipe:
+        mark = self._keys.replication_mark()
+        async with ReplicatedTransaction(self._client, mark, self._ack) as pipe:
             for job in jobs:
                 await scripts.addJob(job, pipe)
             if with_events:
                 await self._queue_events(pipe, emails, jobs)
             await pipe.execute()
+            return pipe.replicas_acked
 
     async def _queue_events(self, pipe: Any, emails: list[PreparedEmail], jobs: list[Job]) -> None:
         keys = [self._keys.events(), self._keys.event_consumers()]

@@ -58,11 +58,13 @@ class EmailView:
         if self.result is not None:
             return {
                 "smtp_reply": self.result.get("smtp_reply"),
+                "relay": self.result.get("relay"),
                 "accepted": self.result.get("accepted", []),
                 "refused": self.result.get("refused", {}),
             }
         return {
             "smtp_reply": next(iter(self.journal.accepted.values()), None),
+            "relay": None,
             "accepted": sorted(self.journal.accepted),
             "refused": self.journal.rejected,
         }

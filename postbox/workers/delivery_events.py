@@ -15,18 +15,36 @@ from postbox.queue.events import NewEvent
 
 
 def sent_event(
-    job: EmailJob, accepted: dict[str, str], refused: dict[str, str], reply: str | None
+    job: EmailJob,
+    accepted: dict[str, str],
+    refused: dict[str, str],
+    reply: str | None,
+    relay: str | None = None,
+    *,
+    relay_of: dict[str, str] | None = None,
 ) -> NewEvent:
-    """`email.sent`, with each recipient's answer."""
-    recipients = [
+    """`email.sent`, with each recipient's answer and the relay that accepted the email (None
+    when an earlier run's journal said so: that run's attempt line names it); for an email
+    split over several routes, `relay_of` gives each accepted recipient's."""
+    recipients: list[dict[str, str | None]] = [
         {"address": address, "status": "accepted", "reply": answer}
         for address, answer in accepted.items()
-    ] + [
+    ]
+    if relay_of:
+        for recipient in recipients:
+            recipient["relay"] = relay_of.get(str(recipient["address"]), relay)
+    recipients += [
         {"address": address, "status": "refused", "reply": answer}
         for address, answer in refused.items()
     ]
     return events.email_event(
-        events.SENT, job.data, job.id, job.attempt, recipients=recipients, reply=reply
+        events.SENT,
+        job.data,
+        job.id,
+        job.attempt,
+        recipients=recipients,
+        reply=reply,
+        relay=relay,
     )
 
 

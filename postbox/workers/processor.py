@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +26,13 @@ from postbox.errors import TemporaryDeliveryError as Deferred
 from postbox.queue.consumer import Completion, EmailJob
 from postbox.queue.contract import mail_options
 from postbox.queue.journal import EMPTY, JournalEntry, SendJournal
-from postbox.workers.circuit import RelayCircuit
+from postbox.workers.circuit import retry_at_ms
 from postbox.workers.delivery_events import failure_event, sent_event
 from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
-from postbox.workers.smtp_pool import SendResult, SmtpPool
+from postbox.workers.relays import Delivery, Relays, Route
+from postbox.workers.smtp_pool import SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +45,16 @@ class EmailProcessor:
 
     def __init__(
         self,
-        smtp_pool: SmtpPool,
+        relays: Relays,
         journal: SendJournal,
         limiter: SendRateLimiter,
-        circuit: RelayCircuit,
         *,
         instance_id: str,
         metrics: WorkerMetrics,
     ) -> None:
-        self._pool = smtp_pool
+        self._relays = relays
         self._journal = journal
         self._limiter = limiter
-        self._circuit = circuit
         self._instance_id = instance_id
         self._metrics = metrics
         # Job runs that ended sent, failed or retried (not postponed), for the registry.
@@ -101,8 +101,28 @@ class EmailProcessor:
                 entry.unreported_send_ms,
             )
             raise Postponed(_recheck_at_ms(entry.unreported_send_ms), "an earlier run's send")
+        if self._relays.routed:
+            return await self._deliver_routed(job, entry, pending)
         result = await self._send(job, pending)
         return await self._settle(job, entry, pending, result)
+
+    async def _deliver_routed(
+        self, job: EmailJob, entry: JournalEntry, pending: list[str]
+    ) -> Completion:
+        """SMTP_ROUTES: one transaction per route, each part's answers journalled before the
+        next starts, so a crash between parts re-sends none that a relay accepted."""
+        *parts, (route, last) = self._relays.split(job.data["envelope_from"], pending)
+        earlier = EarlierParts()
+        for relays, recipients in parts:
+            delivery = await self._send(job, recipients, relays)
+            accepted, rejected, deferred = _answers(recipients, delivery.result)
+            attempt = self._attempt(job, "part_sent", None, reply=delivery.result.reply)
+            attempt.update(relay=delivery.relay, recipients=recipients)
+            await self._journal.record(job.id, accepted, rejected, attempt)
+            entry = entry.merged(accepted, rejected)
+            earlier.deferred.update(deferred)
+            earlier.relays.update(dict.fromkeys(accepted, delivery.relay))
+        return await self._settle(job, entry, last, await self._send(job, last, route), earlier)
 
     def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
         """A re-run of a job whose every recipient has the relay's final answer already."""
@@ -118,9 +138,11 @@ class EmailProcessor:
         settle = self._journal.settle_call(
             job.id, {}, {}, attempt, reply=reply, refused_total=len(entry.rejected), sent=sent
         )
-        return Completion(self._result(entry, None), (settle,))
+        return Completion(self._result(entry, None, None), (settle,))
 
-    async def _send(self, job: EmailJob, pending: list[str]) -> SendResult:
+    async def _send(
+        self, job: EmailJob, pending: list[str], route: Route | None = None
+    ) -> Delivery:
         data = job.data
         limiter = self._limiter
 
@@ -132,8 +154,13 @@ class EmailProcessor:
                 await limiter.acquire(pending)
 
         try:
-            result = await self._pool.send(
-                data["envelope_from"], pending, data["message"], ready, mail_options(data)
+            delivery = await self._relays.send(
+                data["envelope_from"],
+                pending,
+                data["message"],
+                ready,
+                mail_options(data),
+                route=route,
             )
         except Postponed:
             self._metrics.outcome("postponed", "rate_limit")
@@ -142,12 +169,10 @@ class EmailProcessor:
         except RelayUnavailable as exc:
             # `relay_unavailable`, or `relay_auth` for a refused login (RelayAuthFailed).
             self._metrics.outcome("postponed", f"relay_{exc.error_class}")
-            self._circuit.record_failure(exc)
             await self._journal.record_attempt(job.id, self._attempt(job, exc.error_class, exc))
             logger.warning("Email %s postponed: %s", job.id, exc)
-            raise Postponed(self._circuit.retry_at_ms(), str(exc)) from exc
+            raise Postponed(retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
-            self._circuit.record_success()
             permanent = isinstance(exc, PermanentDeliveryError)
             event = failure_event(job, exc.error_class, str(exc), permanent=permanent)
             attempt = self._attempt(job, exc.error_class, exc)
@@ -156,18 +181,26 @@ class EmailProcessor:
                 "Email %s attempt %d/%d failed: %s", job.id, job.attempt, job.max_attempts, exc
             )
             raise
-        self._circuit.record_success()
-        return result
+        return delivery
 
     async def _settle(
-        self, job: EmailJob, entry: JournalEntry, pending: list[str], result: SendResult
+        self,
+        job: EmailJob,
+        entry: JournalEntry,
+        pending: list[str],
+        delivery: Delivery,
+        earlier: EarlierParts | None = None,
     ) -> Completion:
+        result, relay = delivery.result, delivery.relay
         reply = result.reply
-        accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
-        rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
-        deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
+        accepted, rejected, deferred = _answers(pending, result)
+        relay_of = None
+        if earlier is not None:
+            deferred = {**earlier.deferred, **deferred}
+            relay_of = {**earlier.relays, **dict.fromkeys(accepted, relay)}
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
+        attempt["relay"] = relay
         entry = entry.merged(accepted, rejected)
         if deferred or not entry.accepted:
             failure = (
@@ -176,12 +209,12 @@ class EmailProcessor:
                 else PermanentDeliveryError("All recipients refused: " + _listing(rejected))
             )
             event = failure_event(job, failure.error_class, str(failure), permanent=not deferred)
-            await self._journal.record_call(job.id, accepted, rejected, attempt, event).run()
+            await self._journal.record(job.id, accepted, rejected, attempt, event)
             raise failure
         logger.info("Email %s sent on attempt %d: %s", job.id, job.attempt, reply)
         self._metrics.sent()
         # Written in the completion's round trip, right after the completion (one MULTI).
-        sent = sent_event(job, entry.accepted, entry.rejected, reply)
+        sent = sent_event(job, entry.accepted, entry.rejected, reply, relay, relay_of=relay_of)
         settle = self._journal.settle_call(
             job.id,
             accepted,
@@ -191,12 +224,13 @@ class EmailProcessor:
             refused_total=len(entry.rejected),
             sent=sent,
         )
-        return Completion(self._result(entry, reply), (settle,))
+        return Completion(self._result(entry, reply, relay), (settle,))
 
-    def _result(self, entry: JournalEntry, reply: str | None) -> dict[str, Any]:
+    def _result(self, entry: JournalEntry, reply: str | None, relay: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)
         return {
             "smtp_reply": last_reply,
+            "relay": relay,
             "accepted": sorted(entry.accepted),
             "refused": entry.rejected,
             "instance": self._instance_id,
@@ -224,6 +258,26 @@ class EmailProcessor:
         if refused:
             record["refused"] = refused
         return record
+
+
+@dataclass
+class EarlierParts:
+    """What the parts before the last of a split email (SMTP_ROUTES) left to report: the
+    recipients deferred, and the relay that accepted each recipient."""
+
+    deferred: dict[str, str] = field(default_factory=dict)
+    relays: dict[str, str] = field(default_factory=dict)
+
+
+def _answers(
+    pending: list[str], result: SendResult
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The recipients the relay accepted, refused for good (5xx) and for now (4xx)."""
+    reply = result.reply
+    accepted = {r: reply for r in pending if r not in result.refused and reply is not None}
+    rejected = {r: str(x) for r, x in result.refused.items() if is_permanent(x.code)}
+    deferred = {r: str(x) for r, x in result.refused.items() if not is_permanent(x.code)}
+    return accepted, rejected, deferred
 
 
 def _listing(replies: dict[str, str]) -> str:

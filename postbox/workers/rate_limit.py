@@ -100,11 +100,27 @@ class SendRateLimiter:
             domain: [_Limit(limiter, item, domain) for item in limit.items]
             for domain, limit in worker.domain_rate_limits
         }
+        # `rate_limit=` in a relay's URL (SMTP_RELAYS); a domain name holds no ':'.
+        self._relays = {
+            relay.name: [_Limit(limiter, item, f"relay:{relay.name}") for item in limit.items]
+            for relay in settings.relays
+            if (limit := relay.rate_limit) is not None
+        }
 
     @property
     def enabled(self) -> bool:
-        """True when any limit is configured."""
+        """True when a global or a domain limit is configured."""
         return bool(self._global or self._domains)
+
+    def limits_relay(self, relay: str) -> bool:
+        """True when `relay` has a rate limit of its own."""
+        return relay in self._relays
+
+    async def acquire_relay(self, relay: str) -> None:
+        """Count one send through `relay`, or raise `Postponed` if its limit is reached."""
+        for limit in self._relays.get(relay, ()):
+            if not await limit.admit():
+                raise Postponed(await limit.retry_at_ms(), f"rate limit {limit}")
 
     async def acquire(self, recipients: Iterable[str]) -> None:
         """Count one send, or raise `Postponed` if a limit is reached.

@@ -11,22 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
 from postbox.config import Settings
+from postbox.config.relays import configured_relays
 from postbox.metrics import exposition_registry, serve_metrics
 from postbox.queue.connection import worker_client
 from postbox.queue.consumer import EmailConsumer
 from postbox.queue.delivery_settings import delivery_settings
 from postbox.queue.journal import SendJournal
 from postbox.queue.registry import InstanceRegistry, this_process
-from postbox.workers.circuit import RelayCircuit
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.processor import EmailProcessor
 from postbox.workers.rate_limit import SendRateLimiter
-from postbox.workers.smtp_pool import SmtpPool
+from postbox.workers.relays import Relays
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,11 @@ class WorkerRunner:
         self._install_signal_handlers()
         settings = self._settings
         client = worker_client(settings.redis)
-        pool = SmtpPool(settings.smtp, self._metrics)
         info = this_process(
             settings.instance_id, "worker", settings.worker.concurrency, settings.heartbeat_seconds
         )
         name = info.id
-        consumer, circuit, processor = self._build(client, pool, name)
+        consumer, relays, processor = self._build(client, name)
         await consumer.start()
         self._metrics.concurrency.set(settings.worker.concurrency)
         instances = InstanceRegistry(client, settings.redis.queue_name, settings.heartbeat_seconds)
@@ -58,41 +58,41 @@ class WorkerRunner:
         async with instances.registered(
             info,
             lambda: (consumer.active_count, processor.processed),
-            lambda: {"relay": circuit.state(), "delivery": delivery},
+            lambda: {**_relay_entries(relays), "delivery": delivery},
         ):
             logger.info(
-                "Worker %s taking jobs from %r (concurrency %d, SMTP %s:%d, pool %d)",
+                "Worker %s taking jobs from %r (concurrency %d, relays %s)",
                 name,
                 settings.redis.queue_name,
                 settings.worker.concurrency,
-                settings.smtp.host,
-                settings.smtp.port,
-                settings.smtp.pool_size,
+                ", ".join(
+                    f"{r.name} {r.settings.address} pool {r.settings.smtp.pool_size}"
+                    for r in relays.all
+                ),
             )
             await self._stop.wait()
             logger.info("Stopping: no new jobs; waiting for %d active", consumer.active_count)
-            await circuit.close()
+            await relays.close()
             await consumer.close(settings.worker.shutdown_grace_seconds, self._force)
-        await pool.close()
+        await relays.close_pools()
         await client.aclose(close_connection_pool=True)
         logger.info("Worker %s stopped", name)
 
     def _build(
-        self, client: redis.Redis, pool: SmtpPool, name: str
-    ) -> tuple[EmailConsumer, RelayCircuit, EmailProcessor]:
+        self, client: redis.Redis, name: str
+    ) -> tuple[EmailConsumer, Relays, EmailProcessor]:
         settings = self._settings
-        journal = SendJournal(client, settings.redis.queue_name, settings.dedup_window_seconds)
-        limiter = SendRateLimiter(settings, client)
-        smtp = settings.smtp
-        circuit = RelayCircuit(
-            pool.probe, address=f"{smtp.host}:{smtp.port}", metrics=self._metrics
+        journal = SendJournal(
+            client, settings.redis.queue_name, settings.dedup_window_seconds, settings.redis.ack
         )
+        limiter = SendRateLimiter(settings, client)
+        relays = Relays(configured_relays(settings), limiter, self._metrics, settings.routes)
         processor = EmailProcessor(
-            pool, journal, limiter, circuit, instance_id=name, metrics=self._metrics
+            relays, journal, limiter, instance_id=name, metrics=self._metrics
         )
         consumer = EmailConsumer(settings, client, processor.process, name)
-        circuit.pauses(consumer)
-        return consumer, circuit, processor
+        relays.pauses(consumer)
+        return consumer, relays, processor
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -106,6 +106,15 @@ class WorkerRunner:
             return
         logger.info("Received %s", signal.Signals(signum).name)
         self._stop.set()
+
+
+def _relay_entries(relays: Relays) -> dict[str, Any]:
+    """The heartbeat's relay fields: `relays`, each relay's state in order, and `relay`, the
+    first relay whose circuit is not closed (else the first), which the single-relay stats
+    and advice read."""
+    states = relays.states()
+    troubled = next((state for state in states if state["circuit"] != "closed"), states[0])
+    return {"relay": troubled, "relays": states}
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,9 +1,18 @@
-"""One mail transaction with SMTP PIPELINING (RFC 2920) on an aiosmtplib connection.
+"""One mail transaction on an aiosmtplib connection, with SMTP PIPELINING (RFC 2920) when
+the relay offers it, and knowing whether the message's content was written.
 
 Why: aiosmtplib's `sendmail` waits for a reply after MAIL, after every RCPT, after DATA and
 after the message, so each email costs 3 + recipients round trips and as many event-loop
-wake-ups. When the relay's EHLO offers PIPELINING, `send_pipelined` writes MAIL, every RCPT
-and DATA at once, reads their replies, then sends the message: two round trips.
+wake-ups. When the relay's EHLO offers PIPELINING, `send_transaction` writes MAIL, every RCPT
+and DATA at once, reads their replies, then sends the message: two round trips. Without
+PIPELINING it writes one command at a time, as `sendmail` does.
+
+Why not `sendmail` for the relays without PIPELINING: it raises the same
+`SMTPServerDisconnected` whether the connection was lost before the message was written or
+after, and only the first is safe to send again. A relay may commit the message and then lose
+the connection before its 250 arrives: sending it again on another connection delivers it
+twice. So once the content has been written, a lost connection or a timeout raises
+`ContentUnanswered` here, and the caller must not resend it at once.
 
 aiosmtplib has no pipelining, and its protocol cannot read several replies to one write: it
 parses one reply per `data_received` and drops bytes that arrive while no command awaits a
@@ -38,40 +47,57 @@ _MAX_PENDING_REPLY = 32 * 1024
 _ACCEPTED_RECIPIENT = frozenset({SMTPStatus.completed, SMTPStatus.will_forward})
 
 
+class ContentUnanswered(aiosmtplib.SMTPException):
+    """Raised when the connection was lost, or the reply timed out, after the message's
+    content was written: the relay may have accepted it."""
+
+
 @dataclass(frozen=True)
 class _Transaction:
     """The bytes of one mail transaction, built (and checked) before any is sent."""
 
     sender: str
     recipients: Sequence[str]
-    commands: bytes  # MAIL, every RCPT and DATA: one write
+    lines: tuple[bytes, ...]  # MAIL, every RCPT and DATA
+    commands: bytes  # the same lines as one write
     content: bytes  # the dot-stuffed message and the line that ends it
 
 
-async def send_pipelined(
+async def send_transaction(
     smtp: aiosmtplib.SMTP,
     sender: str,
     recipients: Sequence[str],
     message: str | bytes,
     mail_options: Sequence[str] = (),
 ) -> tuple[dict[str, SMTPResponse], str]:
-    """`smtp.sendmail(sender, recipients, message, mail_options=...)` in two round trips.
+    """`smtp.sendmail(sender, recipients, message, mail_options=...)`, in two round trips if
+    the relay offers PIPELINING (after EHLO, sent first if the connection has had none).
 
-    Only for a connection whose EHLO offered PIPELINING. Returns and raises what `sendmail`
-    does: the refused recipients and the text of the reply to the message;
-    `SMTPSenderRefused`, `SMTPRecipientsRefused` (nothing was delivered), `SMTPDataError`,
-    `SMTPServerDisconnected`, `SMTPReadTimeoutError`, `SMTPNotSupported` (SMTPUTF8). A refusal
-    leaves the connection usable (RSET); a lost, timed-out or closing (421) one is closed.
+    Returns and raises what `sendmail` does: the refused recipients and the text of the reply
+    to the message; `SMTPSenderRefused`, `SMTPRecipientsRefused` (nothing was delivered),
+    `SMTPDataError`, `SMTPServerDisconnected`, `SMTPReadTimeoutError`, `SMTPNotSupported`
+    (SMTPUTF8); and `ContentUnanswered`. A refusal leaves the connection usable (RSET); a lost,
+    timed-out or closing (421) one is closed.
     """
+    if smtp.is_ehlo_or_helo_needed:
+        await _greet(smtp)
     transaction = _build(smtp, sender, recipients, message, mail_options)
     try:
-        return await _run(smtp, transaction)
+        return await _run(smtp, transaction, smtp.supports_extension("pipelining"))
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         if smtp.is_connected:
             # Reset the envelope as `sendmail` does; a failed RSET is not the error to report.
             with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
                 await smtp.rset()
         raise
+
+
+async def _greet(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO for a relay that refuses it, as `sendmail` does first."""
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        await smtp.helo()
 
 
 def _build(
@@ -94,11 +120,9 @@ def _build(
     options = [f"size={len(data)}"] if smtp.supports_extension("size") else []
     mail = _command(b"MAIL FROM:" + mailboxes[0], [*options, *mail_options])
     rcpts = [_command(b"RCPT TO:" + mailbox, []) for mailbox in mailboxes[1:]]
+    lines = (mail, *rcpts, b"DATA\r\n")
     return _Transaction(
-        sender,
-        recipients,
-        b"".join([mail, *rcpts, b"DATA\r\n"]),
-        PERIOD_REGEX.sub(b"..", data) + b".\r\n",
+        sender, recipients, lines, b"".join(lines), PERIOD_REGEX.sub(b"..", data) + b".\r\n"
     )
 
 
@@ -110,7 +134,7 @@ def _command(verb_and_mailbox: bytes, options: list[str]) -> bytes:
 
 
 async def _run(
-    smtp: aiosmtplib.SMTP, transaction: _Transaction
+    smtp: aiosmtplib.SMTP, transaction: _Transaction, pipelined: bool
 ) -> tuple[dict[str, SMTPResponse], str]:
     """Run the transaction with a `_ReplyReader` in place of aiosmtplib's protocol."""
     protocol = smtp.protocol
@@ -120,7 +144,9 @@ async def _run(
     reader = _ReplyReader(protocol, smtp.timeout)
     transport.set_protocol(reader)
     try:
-        return await _exchange(reader, transaction)
+        if pipelined:
+            return await _exchange(reader, transaction)
+        return await _exchange_in_lockstep(reader, transaction)
     except (
         aiosmtplib.SMTPRecipientsRefused,
         aiosmtplib.SMTPDataError,
@@ -129,9 +155,14 @@ async def _run(
         if reader.closing is not None:
             smtp.close()
         raise
-    except BaseException:
-        # Lost, timed out, malformed, cancelled: replies may be out of step with commands.
+    except Exception as exc:
+        # Lost, timed out, malformed: replies may be out of step with commands.
         smtp.close()
+        if reader.content_written:
+            raise ContentUnanswered(f"No reply to the message's content: {exc}") from exc
+        raise
+    except BaseException:
+        smtp.close()  # cancelled
         raise
     finally:
         transport.set_protocol(protocol)
@@ -164,7 +195,44 @@ async def _exchange(
         raise aiosmtplib.SMTPRecipientsRefused(refused)
     if start.code != SMTPStatus.start_input:
         raise aiosmtplib.SMTPDataError(start.code, start.message)
-    reader.write(transaction.content)
+    return await _send_content(reader, transaction, refused)
+
+
+async def _exchange_in_lockstep(
+    reader: _ReplyReader, transaction: _Transaction
+) -> tuple[dict[str, SMTPResponse], str]:
+    """The transaction one command and one reply at a time, as `sendmail` runs it."""
+    mail_line, *rcpt_lines, data_line = transaction.lines
+    reader.write(mail_line)
+    mail = await reader.read()
+    if mail.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, transaction.sender)
+    refused = []
+    for recipient, line in zip(transaction.recipients, rcpt_lines, strict=True):
+        if reader.closing is not None:
+            break
+        reader.write(line)
+        reply = await reader.read()
+        if reply.code not in _ACCEPTED_RECIPIENT:
+            refused.append(aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient))
+    if reader.closing is not None:
+        raise aiosmtplib.SMTPDataError(reader.closing.code, reader.closing.message)
+    if len(refused) == len(rcpt_lines):
+        raise aiosmtplib.SMTPRecipientsRefused(refused)
+    reader.write(data_line)
+    start = await reader.read()
+    if start.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    return await _send_content(reader, transaction, refused)
+
+
+async def _send_content(
+    reader: _ReplyReader,
+    transaction: _Transaction,
+    refused: list[aiosmtplib.SMTPRecipientRefused],
+) -> tuple[dict[str, SMTPResponse], str]:
+    """Write the message once the relay said 354, and read its verdict."""
+    reader.write_content(transaction.content)
     end = await reader.read()
     if end.code != SMTPStatus.completed:
         raise aiosmtplib.SMTPDataError(end.code, end.message)
@@ -183,10 +251,17 @@ class _ReplyReader(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         # A 421 reply: the relay is closing the connection and answers nothing more.
         self.closing: SMTPResponse | None = None
+        # From here on, a lost connection leaves the message's fate unknown.
+        self.content_written = False
 
     def write(self, data: bytes) -> None:
         """Send bytes on the connection (raises `SMTPServerDisconnected` once it is lost)."""
         self._smtp_protocol.write(data)
+
+    def write_content(self, content: bytes) -> None:
+        """Send the message's content; a write that raised sent nothing."""
+        self._smtp_protocol.write(content)
+        self.content_written = True
 
     async def read(self) -> SMTPResponse:
         """The next reply, waiting at most the connection's command timeout for it."""

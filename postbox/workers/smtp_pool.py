@@ -4,9 +4,12 @@
 At most `pool_size` connections are open; a job waits for a free one. A connection that
 failed at the transport level is closed and replaced by a new one on next use; a negative
 SMTP reply leaves it usable (the envelope is reset). A relay whose EHLO offers PIPELINING
-gets each message in two round trips (`send_pipelined`); the first message on a connection,
-and every message to a relay without PIPELINING, goes through aiosmtplib's `sendmail`, which
-sends the EHLO that tells which.
+gets each message in two round trips (`send_transaction`).
+
+A reused connection found closed is replaced and the message sent on the new one at once,
+but only if the loss came before the message's content was written: after that the relay
+may have committed it, and the send fails with `OutcomeUnknown` (retried on the backoff
+schedule, never at once).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from postbox.config import SmtpSecurity, SmtpSettings
-from postbox.errors import StaleConnection
+from postbox.errors import OutcomeUnknown, StaleConnection
 from postbox.workers.failures import classify
-from postbox.workers.metrics import WorkerMetrics
-from postbox.workers.smtp_pipelining import send_pipelined
+from postbox.workers.metrics import RelayMetrics
+from postbox.workers.smtp_pipelining import ContentUnanswered, send_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +55,10 @@ class SendResult:
 class SmtpPool:
     """Bounded, lazily filled pool of SMTP connections."""
 
-    def __init__(self, settings: SmtpSettings, metrics: WorkerMetrics) -> None:
+    def __init__(self, settings: SmtpSettings, metrics: RelayMetrics) -> None:
         self._settings = settings
         self._metrics = metrics
-        metrics.pool_size.set(settings.pool_size)
+        metrics.pool_size.inc(settings.pool_size)  # each relay has a pool
         # Connections closed after a failure and not yet replaced: the next connects are
         # counted as reconnects.
         self._lost = 0
@@ -93,7 +96,7 @@ class SmtpPool:
                     smtp, reused, sender, recipients, message, mail_options=mail_options
                 )
             except StaleConnection:
-                # The relay closed this idle connection; nothing was sent on it.
+                # The relay closed this idle connection before the message was written.
                 smtp = await self._connect_or_raise()
                 return await self._send_on(
                     smtp, False, sender, recipients, message, mail_options=mail_options
@@ -114,12 +117,10 @@ class SmtpPool:
         # aiosmtplib sends a str message as ASCII; an SMTPUTF8 message has UTF-8 headers.
         wire = message.encode("utf-8") if mail_options else message
         try:
-            if smtp.supports_extension("pipelining"):
-                refused, reply = await send_pipelined(smtp, sender, recipients, wire, mail_options)
-            else:
-                refused, reply = await smtp.sendmail(
-                    sender, recipients, wire, mail_options=list(mail_options)
-                )
+            refused, reply = await send_transaction(smtp, sender, recipients, wire, mail_options)
+        except ContentUnanswered as exc:
+            self._discard(smtp)
+            raise OutcomeUnknown(f"Outcome unknown: {exc}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._idle.append(smtp)
             for refusal in exc.recipients:

@@ -77,6 +77,14 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
         [message] = inbox["messages"]
         assert message["subject"] == "Smoke"
         assert message["message_id"] == sent["message_id"]
+        # The banner's three lines of Python, as a newcomer pastes them, send with the client.
+        snippet = banner.split("clients/python):\n", 1)[1].split("\n\n", 1)[0]
+        pasted = "\n".join(line.strip() for line in snippet.splitlines())
+        printed = subprocess.run(
+            [sys.executable, "-c", pasted], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        assert "'status': 'queued'" in printed
+        wait_until(lambda: _request(f"{base}/dev/inbox?format=json")["count"] == 2, 30)
         # An ENCRYPTION_KEY of its own, and local receivers allowed (port 9: nothing listens).
         hook = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
         assert _request(f"{base}/v1/webhooks", key, hook)["secret"].startswith("whsec_")

@@ -2,10 +2,10 @@
 sendmail, the bytes on the wire are the same, and they go in two writes per message.
 
 Every scenario runs against an aiosmtpd relay that offers PIPELINING and one that does not
-(the `sendmail` path), on uvloop (the worker's loop) and on asyncio's own loop. The relay
-records each chunk of bytes it reads, which shows how the commands were written. The first
-message on a connection goes through `sendmail` (its EHLO tells whether the relay pipelines),
-so each scenario is played on a connection that has sent one message already.
+(one command at a time), on uvloop (the worker's loop) and on asyncio's own loop. The relay
+records each chunk of bytes it reads, which shows how the commands were written. Each
+scenario is played on a connection that has sent one message already, so that it tests a
+reused connection.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import pytest
 import uvloop
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import Envelope, Session
 from prometheus_client import CollectorRegistry
 
 from postbox.config import SmtpSettings
 from postbox.dev.ports import free_port
 from postbox.errors import (
     DeliveryError,
+    OutcomeUnknown,
     PermanentDeliveryError,
     RelayUnavailable,
     TemporaryDeliveryError,
@@ -34,6 +34,7 @@ from postbox.errors import (
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.smtp_pool import Reply, SendResult, SmtpPool
 from tests.conftest import RecordingHandler
+from tests.relay_support import DroppingHandler, HangingUpHandler
 
 T = TypeVar("T")
 METRICS: dict[SmtpPool, WorkerMetrics] = {}
@@ -77,28 +78,6 @@ class _Controller(Controller):  # type: ignore[misc]
 
 
 @dataclass
-class _DroppingHandler(RecordingHandler):
-    """Drops the connection, unanswered, on the next `drops` MAIL commands: a relay that
-    closed a connection the pool still holds as idle."""
-
-    drops: int = 0
-
-    async def handle_MAIL(
-        self,
-        server: SMTPServer,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        options: list[str],
-    ) -> str:
-        if self.drops:
-            self.drops -= 1
-            server.transport.abort()
-            return "421 gone"  # never reaches the client
-        return await super().handle_MAIL(server, session, envelope, address, options)
-
-
-@dataclass
 class Relay:
     handler: RecordingHandler
     port: int
@@ -125,7 +104,7 @@ def make_pool(relay: Relay, timeout: float = 5.0) -> SmtpPool:
     """A pool of one connection to `relay`, its metrics in `METRICS[pool]`."""
     settings = SmtpSettings(port=relay.port, pool_size=1, timeout_seconds=timeout)
     metrics = WorkerMetrics(CollectorRegistry())
-    pool = SmtpPool(settings, metrics)
+    pool = SmtpPool(settings, metrics.for_relay("default"))
     METRICS[pool] = metrics
     return pool
 
@@ -207,7 +186,7 @@ def test_pipelined_send_writes_the_bytes_sendmail_writes_in_two_writes(run):
 
     assert with_pipelining.wire() == without.wire()
     assert b"\r\n..starts with a dot\r\n..\r\n...two dots\r\n" in with_pipelining.wire()
-    [group] = pipelined_group(with_pipelining)
+    _warm, group = pipelined_group(with_pipelining)  # the first message is pipelined too
     assert group.startswith(b"MAIL FROM:<sender@example.com> size=")
     assert group.endswith(b"\r\nRCPT TO:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
     assert with_pipelining.chunks[-3:-1] == [group, without.chunks[-2]]  # then the message
@@ -227,7 +206,7 @@ def test_refused_recipient_among_accepted_ones_is_reported_and_the_rest_delivere
     )
     assert handler.received[-1].rcpt_tos == ["a@example.org", "b@example.org"]
     assert replies(pool) == {"250": 2, "550": 1}
-    assert len(pipelined_group(relay)) == int(pipelining)
+    assert len(pipelined_group(relay)) == 2 * int(pipelining)
 
 
 def test_all_recipients_refused_sends_no_message_and_leaves_the_connection_clean(run, pipelining):
@@ -307,7 +286,7 @@ def test_refused_message_raises_the_relays_reply_and_the_connection_stays_usable
 
 
 def test_reused_connection_the_relay_closed_is_replaced_and_the_message_sent_once(run, pipelining):
-    handler = _DroppingHandler(pipelining=pipelining)
+    handler = DroppingHandler(pipelining=pipelining)
     with serve(handler) as relay:
         pool = make_pool(relay)
         [result] = run(play(pool, lambda: setattr(handler, "drops", 1), Send(["a@example.org"])))
@@ -317,16 +296,59 @@ def test_reused_connection_the_relay_closed_is_replaced_and_the_message_sent_onc
     assert [r.rcpt_tos for r in handler.received] == [["warm@example.org"], ["a@example.org"]]
 
 
-def test_relay_slower_than_the_command_timeout_is_unavailable(run, pipelining):
+def test_relay_slower_than_the_command_timeout_before_the_message_is_unavailable(run, pipelining):
     handler = RecordingHandler(pipelining=pipelining)
     with serve(handler) as relay:
         pool = make_pool(relay, timeout=0.3)
-        [error] = run(play(pool, lambda: setattr(handler, "data_delay", 1.0), Send(["a@x.org"])))
+        [error] = run(
+            play(
+                pool,
+                lambda: setattr(handler, "stalled", True),
+                Send(["a@x.org"]),
+                lambda: setattr(handler, "stalled", False),
+            )
+        )
 
     assert type(error) is RelayUnavailable
     assert str(error) == (
         "Relay unreachable: SMTPReadTimeoutError: Timed out waiting for server response"
     )
+
+
+def test_no_reply_to_the_message_within_the_timeout_is_an_unknown_outcome(run, pipelining):
+    handler = RecordingHandler(pipelining=pipelining)
+    with serve(handler) as relay:
+        pool = make_pool(relay, timeout=0.3)
+        [error] = run(play(pool, lambda: setattr(handler, "data_delay", 1.0), Send(["a@x.org"])))
+
+    assert type(error) is OutcomeUnknown
+    assert "Timed out waiting for server response" in str(error)
+    assert pool.connections_opened == 1
+
+
+def test_connection_lost_after_the_message_is_not_sent_again(run, pipelining):
+    handler = HangingUpHandler(pipelining=pipelining)
+    with serve(handler) as relay:
+        pool = make_pool(relay)
+        [error, after] = run(
+            play(
+                pool,
+                lambda: setattr(handler, "hang_ups", 1),
+                Send(["a@example.org"]),
+                Send(["b@example.org"]),
+            )
+        )
+
+    assert type(error) is OutcomeUnknown
+    assert "Outcome unknown" in str(error)
+    assert after == ACCEPTED
+    # The relay had the message once; the pool did not send it again on a new connection.
+    assert [r.rcpt_tos for r in handler.received] == [
+        ["warm@example.org"],
+        ["a@example.org"],
+        ["b@example.org"],
+    ]
+    assert pool.connections_opened == 2
 
 
 @pytest.mark.parametrize("offered", [True, False])

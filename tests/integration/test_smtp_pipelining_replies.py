@@ -1,6 +1,7 @@
-"""`send_pipelined` against a scripted relay: replies that arrive in one piece or a byte at a
-time, and the replies aiosmtpd never gives (421 and a closed connection, 354 to DATA with no
-recipient, a malformed line, no reply at all)."""
+"""`send_transaction` against a scripted relay that offers PIPELINING: replies that arrive in
+one piece or a byte at a time, and the replies aiosmtpd never gives (421 and a closed
+connection, 354 to DATA with no recipient, a malformed line, no reply at all, a connection
+closed once the message was written)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import aiosmtplib
 import pytest
 import uvloop
 
-from postbox.workers.smtp_pipelining import send_pipelined
+from postbox.workers.smtp_pipelining import ContentUnanswered, send_transaction
 
 MESSAGE = b"Subject: hi\r\n\r\n.dot\r\n"
 RECIPIENTS = ["a@example.org", "b@example.org"]
@@ -26,12 +27,14 @@ class Script:
 
     `piece`: send each answer in writes of this many bytes, a moment apart (0: one write).
     `close`: close the connection after the group's answer.
+    `hang_up`: close the connection, unanswered, once the message has been read.
     """
 
     group: bytes
     end: bytes = b"250 ok\r\n"
     piece: int = 0
     close: bool = False
+    hang_up: bool = False
     received: list[bytes] = field(default_factory=list)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -58,13 +61,15 @@ class Script:
                 while (data := await reader.readline()) != b".\r\n":
                     self.received.append(data)
                 self.received.append(data)
+                if self.hang_up:
+                    break
                 await self._answer(writer, self.end)
             elif line in (b"RSET\r\n", b"QUIT\r\n"):
                 writer.write(b"250 reset\r\n" if line == b"RSET\r\n" else b"221 bye\r\n")
             # MAIL and RCPT are answered with DATA, as the group's answer
 
     async def _answer(self, writer: asyncio.StreamWriter, reply: bytes) -> None:
-        step = self.piece or len(reply)
+        step = self.piece or len(reply) or 1
         for start in range(0, len(reply), step):
             writer.write(reply[start : start + step])
             await writer.drain()
@@ -82,7 +87,7 @@ async def send_through(script: Script, timeout: float = 5.0) -> tuple[Any, aiosm
         await smtp.connect()
         await smtp.ehlo()
         try:
-            result: Any = await send_pipelined(smtp, "s@example.com", RECIPIENTS, MESSAGE)
+            result: Any = await send_transaction(smtp, "s@example.com", RECIPIENTS, MESSAGE)
         except (aiosmtplib.SMTPException, ConnectionError) as exc:
             result = exc
         connected = smtp.is_connected
@@ -170,4 +175,23 @@ def test_no_reply_within_the_timeout_raises_read_timeout_and_closes(run):
     result, connected = run(send_through(Script(b"250 ok\r\n"), timeout=0.2))
 
     assert type(result) is aiosmtplib.SMTPReadTimeoutError
+    assert not connected
+
+
+def test_connection_closed_after_the_message_raises_outcome_unknown(run):
+    script = Script(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", hang_up=True)
+    result, connected = run(send_through(script))
+
+    assert type(result) is ContentUnanswered
+    assert isinstance(result.__cause__, aiosmtplib.SMTPServerDisconnected)
+    assert script.received[-1] == b".\r\n"
+    assert not connected
+
+
+def test_no_reply_to_the_message_within_the_timeout_raises_outcome_unknown(run):
+    script = Script(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", end=b"")
+    result, connected = run(send_through(script, timeout=0.2))
+
+    assert type(result) is ContentUnanswered
+    assert isinstance(result.__cause__, aiosmtplib.SMTPReadTimeoutError)
     assert not connected

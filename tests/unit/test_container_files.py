@@ -35,7 +35,6 @@ BLOCKS = (
 
 # Set by the compose file itself, not from .env, and why.
 FIXED = {
-    "REDIS_URL": "the compose network's redis",
     "LOG_FORMAT": "json, for the log collector",
     "HOST": "the image listens on 0.0.0.0",
     "PORT": "8080, what the load balancer and the health check use",
@@ -71,6 +70,8 @@ WORKER_ONLY = frozenset(
         "SMTP_USERNAME",
         "SMTP_PASSWORD",
         "SMTP_POOL_SIZE",
+        "SMTP_RELAYS",
+        "SMTP_ROUTES",
         "SMTP_TIMEOUT_SECONDS",
         "SMTP_CA_FILE",
         "EMAIL_WORKER_CONCURRENCY",
@@ -121,7 +122,7 @@ def test_every_tuning_variable_reaches_the_containers(
     missing = wanted - set(environment)
     assert not missing, f"pass from .env to {service} in docker-compose.yml: {sorted(missing)}"
     for name in wanted - {"API_KEYS", "SMTP_HOST"}:
-        assert re.fullmatch(rf"\$\{{{name}(:-[^}}]*)?\}}", environment[name]), name
+        assert re.fullmatch(rf"\$\{{{name}(:?-[^}}]*)?\}}", environment[name]), name
 
 
 def test_fixed_variables_are_really_fixed() -> None:

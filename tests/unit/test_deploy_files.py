@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 K8S = ROOT / "k8s"
-OVERLAYS = ("dev", "prod", "prod-managed-redis")
+OVERLAYS = ("dev", "prod", "prod-managed-redis", "prod-sentinel")
 # The oldest Kubernetes the manifests claim (the preStop `sleep` action is on by default
 # from 1.30) and the newest schemas kubernetes-validate ships.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
@@ -159,7 +159,15 @@ def test_the_settings_recorder_sees_the_settings_module_reads() -> None:
 
 def test_compose_file_has_the_scale_out_services() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"redis", "api", "lb", "worker", "mailpit"}
+    assert set(services) == {
+        "redis",
+        "api",
+        "lb",
+        "worker",
+        "mailpit",
+        "redis-replica",
+        "sentinel",
+    }
     assert set(postbox_services()) == {"api", "worker"}
 
 

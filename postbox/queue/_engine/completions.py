@@ -18,6 +18,12 @@ By the time a job completes, its email has gone out, so nothing here may fail it
   re-run sent the email again; only the worker closing by force (cancelling) ends the retries.
 - a script Redis did not know (first use, or after a restart) runs again on its own, which
   loads it; when that was the completion, the writes run again after it, so they see it.
+
+With REDIS_ACK_REPLICAS each shared transaction then waits for that many replicas (one WAIT
+per transaction, on its connection: replication.py), and its callers are answered only once
+they hold it, waiting again as long as they do not: a primary lost before its replicas had
+the journal breaks the connection, and the retry above replays the group on the promoted
+replica, so the journal is written there before the job can run again.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
+from postbox.config import ReplicaAck
 from postbox.group_commit import GroupCommit
 from postbox.queue._engine.locks import FIRST_RETRY_SECONDS, retry_delays
+from postbox.queue._engine.replication import ReplicatedTransaction, until_replicated
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.connection import UNAVAILABLE_ERRORS
 
@@ -41,8 +49,12 @@ logger = logging.getLogger(__name__)
 class Completions:
     """Runs completion groups for one worker process."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(
+        self, client: redis.Redis, mark_key: str = "", ack: ReplicaAck | None = None
+    ) -> None:
         self._client = client
+        self._mark_key = mark_key
+        self._ack = ack or ReplicaAck()
         self._commit: GroupCommit[Sequence[ScriptCall], Any] = GroupCommit(self._run_all)
 
     async def complete(self, calls: Sequence[ScriptCall]) -> Any:
@@ -60,11 +72,12 @@ class Completions:
 
     async def _run_all(self, groups: list[Sequence[ScriptCall]]) -> list[Any]:
         """Every group's calls, in order, in one transaction; an outcome per group."""
-        pipe = self._client.pipeline(transaction=True)
+        pipe = ReplicatedTransaction(self._client, self._mark_key, self._ack)
         for calls in groups:
             for call in calls:
                 call.queue(pipe)
         results = await pipe.execute(raise_on_error=False)
+        await until_replicated(self._client, self._mark_key, self._ack, pipe.replicas_acked)
         outcomes, start = [], 0
         for calls in groups:
             outcomes.append(await _outcome(calls, results[start : start + len(calls)]))

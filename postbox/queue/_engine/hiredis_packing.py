@@ -9,6 +9,7 @@ the same bytes and the same `DataError`s (tests/unit/test_hiredis_packing.py).
 from __future__ import annotations
 
 import redis.asyncio as redis
+from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.connection import HiredisRespSerializer
 from redis.typing import EncodableT
 from redis.utils import HIREDIS_AVAILABLE
@@ -38,10 +39,20 @@ class HiredisUnixConnection(_HiredisPacking, redis.UnixDomainSocketConnection):
     """Unix socket (`unix://`)."""
 
 
+class HiredisSentinelConnection(_HiredisPacking, SentinelManagedConnection):
+    """TCP to the primary the Sentinels name (postbox/queue/_engine/sentinel_pools.py)."""
+
+
+class HiredisSentinelSSLConnection(_HiredisPacking, SentinelManagedSSLConnection):
+    """TLS to the primary the Sentinels name."""
+
+
 _REPLACEMENTS: dict[type[redis.connection.AbstractConnection], type] = {
     redis.Connection: HiredisConnection,
     redis.SSLConnection: HiredisSSLConnection,
     redis.UnixDomainSocketConnection: HiredisUnixConnection,
+    SentinelManagedConnection: HiredisSentinelConnection,
+    SentinelManagedSSLConnection: HiredisSentinelSSLConnection,
 }
 
 

@@ -17,6 +17,12 @@ under load that is one Redis call for many emails.
 - Extended, but with less lock left than a transaction may take (the call itself was slow):
   `LockLost`. Redis sets the new expiry after the call left, so the lock holds at least until
   the call was sent plus lockDuration; that is what is measured against.
+
+With REDIS_ACK_REPLICAS the confirmation returns only once that many replicas hold it
+(replication.py): nothing is sent for a job that exists on the primary alone. Without this a
+job whose add got `503` (no replica had it) could be sent from that primary, which a failover
+then discards with the job and its journal, and the client's retry, a new job on the
+promoted replica, sent it again (seen when the Sentinels failed over twice in a row).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from postbox.config import ReplicaAck
 from postbox.errors import LockLost
 from postbox.group_commit import GroupCommit
+from postbox.queue._engine.replication import until_replicated
 from postbox.queue.connection import UNAVAILABLE_ERRORS
 from postbox.queue.keys import PostboxKeys
 
@@ -75,8 +83,11 @@ def retry_delays() -> Iterator[float]:
 class LockConfirmations:
     """Extends jobs' locks on demand for one bullmq worker, in shared calls."""
 
-    def __init__(self, worker: Any, needed_ms: int, mark_ms: int) -> None:
+    def __init__(
+        self, worker: Any, needed_ms: int, mark_ms: int, ack: ReplicaAck | None = None
+    ) -> None:
         self._worker = worker
+        self._ack = ack or ReplicaAck()
         self._duration_ms: int = worker.opts["lockDuration"]
         self._needed = needed_ms / 1000
         self._mark_ms = mark_ms
@@ -124,4 +135,6 @@ class LockConfirmations:
             keys += (self._keys.bull(f"{job_id}:lock"), self._keys.sending(job_id))
             args += (job_id, token)
         held = await self._confirm(keys=keys, args=args)
+        mark = self._keys.replication_mark()
+        await until_replicated(self._worker.client, mark, self._ack)
         return [bool(flag) for flag in held]

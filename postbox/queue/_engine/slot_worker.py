@@ -35,10 +35,12 @@ from bullmq.custom_errors import DelayedError
 from bullmq.scripts import raw2NextJobData
 from bullmq.timer import Timer
 
+from postbox.config import ReplicaAck
 from postbox.errors import LockLost
 from postbox.queue._engine.completions import Completions
 from postbox.queue._engine.locks import LockConfirmations
 from postbox.queue._engine.script_call import ScriptCall
+from postbox.queue.keys import PostboxKeys
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +70,17 @@ class SlotWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
         opts: dict[str, Any],
         send_needs_ms: int,
         send_mark_ms: int,
+        *,
+        ack: ReplicaAck | None = None,
     ) -> None:
         """`send_needs_ms`: the lock time a send may take; less left, and it does not start.
-        `send_mark_ms`: how long a send mark outlives its lock confirmation (journal.py)."""
+        `send_mark_ms`: how long a send mark outlives its lock confirmation (journal.py).
+        `ack`: the replicas each completion waits for (REDIS_ACK_REPLICAS)."""
         super().__init__(name, processor, {**opts, "autorun": False})
         self._idle: deque[asyncio.Future[None]] = deque()
-        self._completions = Completions(self.client)
-        self._locks = LockConfirmations(self, send_needs_ms, send_mark_ms)
+        mark = PostboxKeys(name).replication_mark()
+        self._completions = Completions(self.client, mark, ack)
+        self._locks = LockConfirmations(self, send_needs_ms, send_mark_ms, ack)
 
     async def confirm_lock(self, job_id: str, token: str) -> None:
         """Extend the job's lock before a send; raises `LockLost` if it is not this
