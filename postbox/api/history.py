@@ -20,6 +20,7 @@ from postbox.config.history import HistorySettings
 from postbox.errors import (
     HistoryDisabled,
     HistoryDown,
+    HistoryRejected,
     HistoryUnavailable,
     InvalidCursor,
     NotFound,
@@ -83,7 +84,7 @@ def _history() -> Iterator[HistoryAccess]:
         raise HistoryDisabled
     try:
         yield access
-    except HistoryUnavailable:
+    except (HistoryUnavailable, HistoryRejected):
         raise HistoryDown from None
 
 

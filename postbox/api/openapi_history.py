@@ -48,6 +48,7 @@ class HistoryEmailSchema(Schema):
     last_reply = _nullable()
     source = _Str(required=True)
     events = fields.List(fields.Dict())
+    message = _Str(metadata={"description": "The rendered message (EMAIL_HISTORY_BODIES)."})
 
 
 class HistoryPageSchema(Schema):

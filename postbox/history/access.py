@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from sqlalchemy import Engine
 
 from postbox.config.history import HistorySettings
+from postbox.errors import HistoryUnavailable
 from postbox.history.database import create_history_engine
 from postbox.history.migrations import migrate
+
+RETRY_SECONDS = 5.0
 
 
 class HistoryAccess:
@@ -26,17 +30,22 @@ class HistoryAccess:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._pid = 0
+        self._retry_at = 0.0
 
     def engine(self) -> Engine:
         """This process's engine, the schema migrated (`HistoryUnavailable` if the database
-        cannot be reached: the next call tries again)."""
+        cannot be reached: a call after RETRY_SECONDS tries again, those before fail at
+        once, so requests do not queue behind connection timeouts)."""
         with self._lock:
             if self._engine is None or self._pid != os.getpid():
+                if time.monotonic() < self._retry_at:
+                    raise HistoryUnavailable("history database: unreachable a moment ago")
                 engine = create_history_engine(self._settings)
                 try:
                     migrate(engine)
                 except BaseException:
                     engine.dispose()
+                    self._retry_at = time.monotonic() + RETRY_SECONDS
                     raise
                 self._engine, self._pid = engine, os.getpid()
             return self._engine

@@ -8,13 +8,15 @@ database is down the recorder keeps its batch and tries again every few seconds,
 waiting in the stream meanwhile, and catches up when the database is back. A recorder that
 dies leaves its batch pending, and another (or the next one) takes it over after 30 s
 (XAUTOCLAIM). Writing a batch twice changes nothing (writer.py), so at-least-once reading
-gives exactly-once rows.
+gives exactly-once rows. With EMAIL_HISTORY_BODIES=true it also keeps each email's rendered
+message, read from the job when its `email.queued` (or `email.scheduled`) is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import cast
@@ -27,7 +29,13 @@ from postbox.errors import HistoryRejected, HistoryUnavailable
 from postbox.history.records import Batch
 from postbox.history.writer import write_batch
 from postbox.queue.connection import UNAVAILABLE_ERRORS
-from postbox.queue.events import parse_entry, register_consumer, trim_acknowledged
+from postbox.queue.events import (
+    QUEUED,
+    SCHEDULED,
+    parse_entry,
+    register_consumer,
+    trim_acknowledged,
+)
 from postbox.queue.keys import PostboxKeys
 
 logger = logging.getLogger(__name__)
@@ -53,6 +61,7 @@ class Recorder:
         *,
         claim_idle_ms: int = CLAIM_IDLE_MS,
         keep_events_seconds: float = 0,
+        store_bodies: bool = False,
     ) -> None:
         self._client = client
         self._engine = engine
@@ -61,6 +70,7 @@ class Recorder:
         self._consumer = consumer
         self._claim_idle_ms = claim_idle_ms
         self._keep_events_seconds = keep_events_seconds
+        self._store_bodies = store_bodies
         self.recorded = 0
 
     async def start(self) -> None:
@@ -104,9 +114,10 @@ class Recorder:
 
     async def _record(self, entries: list[Entry], stop: asyncio.Event) -> None:
         """Write the batch until it is written (or `stop`: then it stays pending), then XACK."""
+        bodies = await self._bodies(entries) if self._store_bodies else {}
         while True:
             try:
-                await asyncio.to_thread(self._write, entries)
+                await asyncio.to_thread(self._write, entries, bodies)
                 break
             except HistoryUnavailable as exc:
                 logger.warning("History delayed (%d events wait): %s", len(entries), exc)
@@ -115,16 +126,32 @@ class Recorder:
         await self._client.xack(self._keys.events(), CONSUMER_GROUP, *[e[0] for e in entries])
         self.recorded += len(entries)
 
-    def _write(self, entries: list[Entry]) -> None:
+    async def _bodies(self, entries: list[Entry]) -> dict[str, str]:
+        """The rendered messages of the emails accepted in this batch (EMAIL_HISTORY_BODIES),
+        read from their jobs (a job already gone leaves its email without one)."""
+        ids = [f["email"] for _, f in entries if f.get("type") in (QUEUED, SCHEDULED)]
+        if not ids:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for email_id in ids:
+                pipe.hget(self._keys.bull(email_id), "data")
+            found = await pipe.execute()
+        bodies = {}
+        for email_id, data in zip(ids, found, strict=True):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                bodies[email_id] = json.loads(data)["message"]
+        return bodies
+
+    def _write(self, entries: list[Entry], bodies: dict[str, str]) -> None:
         """Write the batch; if the database refuses it for its content, write its events one
         by one and skip (and log) those it refuses, so one bad event cannot block the rest."""
         try:
-            write_batch(self._engine, _batch_of(entries))
+            write_batch(self._engine, _batch_of(entries, bodies))
         except HistoryRejected as exc:
             logger.error("History refused a batch (%s); writing it event by event", exc)
             for entry in entries:
                 try:
-                    write_batch(self._engine, _batch_of([entry]))
+                    write_batch(self._engine, _batch_of([entry], bodies))
                 except HistoryRejected as single:
                     logger.error("Skipped event %s: %s", entry[0], single)
 
@@ -149,14 +176,17 @@ class Recorder:
         await trim_acknowledged(self._client, self._queue_name, self._keep_events_seconds)
 
 
-def _batch_of(entries: list[Entry]) -> Batch:
-    """The rows of `entries`; an entry that is no readable event is logged and skipped."""
+def _batch_of(entries: list[Entry], bodies: dict[str, str]) -> Batch:
+    """The rows of `entries` (and of their emails' `bodies`); an entry that is no readable
+    event is logged and skipped."""
     batch = Batch()
     for entry_id, fields in entries:
         try:
             batch.add(parse_entry(entry_id, fields), fields["data"])
         except (KeyError, ValueError, TypeError):
             logger.error("Skipped stream entry %s: not a readable event", entry_id)
+    for email_id, message in bodies.items():
+        batch.add_body(email_id, message)
     return batch
 
 

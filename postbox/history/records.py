@@ -153,6 +153,17 @@ class Batch:
     recipients: dict[tuple[str, str], Row] = field(default_factory=dict)
     tags: dict[tuple[str, str], Row] = field(default_factory=dict)
     events: dict[str, Row] = field(default_factory=dict)
+    bodies: dict[str, Row] = field(default_factory=dict)
+
+    def add_body(self, email_id: str, message: str) -> None:
+        """Keep an email's rendered message (EMAIL_HISTORY_BODIES), if the batch has it."""
+        row = self.emails.get(email_id)
+        if row is not None:
+            self.bodies[email_id] = {
+                "email_id": email_id,
+                "created_ms": row["created_ms"],
+                "message": message,
+            }
 
     def add(self, event: Event, raw_data: str) -> None:
         """Fold one event into the batch."""

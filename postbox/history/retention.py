@@ -41,6 +41,7 @@ def delete_emails(connection: Connection, ids: list[str]) -> None:
         return
     for table, column in (
         (schema.events, schema.events.c.email_id),
+        (schema.bodies, schema.bodies.c.email_id),
         (schema.tags, schema.tags.c.email_id),
         (schema.recipients, schema.recipients.c.email_id),
         (schema.emails, schema.emails.c.id),

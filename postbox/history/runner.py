@@ -53,6 +53,7 @@ class RecorderRunner:
             consumer,
             claim_idle_ms=self._settings.history.claim_idle_ms,
             keep_events_seconds=self._settings.webhook_delivery.events_retention_seconds,
+            store_bodies=self._settings.history.store_bodies,
         )
         try:
             await recorder.start()  # events are written from now on, even before migrating

@@ -61,4 +61,13 @@ events = Table(
     Column("data", Text, nullable=False),
 )
 
-ALL = (emails, recipients, tags, events)
+# Only with EMAIL_HISTORY_BODIES=true (migration 0002).
+bodies = Table(
+    "history_bodies",
+    metadata,
+    Column("email_id", Text, primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+ALL = (emails, recipients, tags, events, bodies)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ class EmailRecord:
     row: dict[str, Any]
     recipients: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
+    message: str | None = None  # the rendered message, with EMAIL_HISTORY_BODIES
 
     @property
     def id(self) -> str:
@@ -54,6 +56,8 @@ class EmailRecord:
         }
         if with_events:
             body["events"] = self.events
+        if self.message is not None:
+            body["message"] = self.message
         return body
 
 
@@ -69,7 +73,12 @@ def find_record(engine: Engine, email_id: str) -> EmailRecord | None:
     """The record of `email_id`, with its events, or None."""
     with unavailable_as_error(), engine.connect() as connection:
         found = load_records(connection, [email_id], with_events=True)
-    return found[0] if found else None
+        bodies = schema.bodies
+        query = select(bodies.c.message).where(bodies.c.email_id == email_id)
+        message = connection.execute(query).scalar_one_or_none()
+    if not found:
+        return None
+    return dataclasses.replace(found[0], message=message)
 
 
 def load_records(connection: Connection, ids: list[str], with_events: bool) -> list[EmailRecord]:

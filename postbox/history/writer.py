@@ -29,6 +29,7 @@ def write_batch(engine: Engine, batch: Batch) -> None:
         _upsert_recipients(connection, insert, list(batch.recipients.values()))
         _upsert_tags(connection, insert, list(batch.tags.values()))
         _insert_new(connection, insert, schema.events, list(batch.events.values()))
+        _insert_new(connection, insert, schema.bodies, list(batch.bodies.values()))
 
 
 def _insert_for(connection: Connection) -> Callable[[Table], Any]:

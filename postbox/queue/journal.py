@@ -218,7 +218,7 @@ class SendJournal:
         email's compact record and its `sent` event if the completion went through, else
         the journal write."""
         keys = self._keys
-        head, tail = sent_suffix(attempt["attempt"], refused_total, reply)
+        head, tail = sent_suffix(attempt["attempt"], refused_total, reply, attempt.get("relay"))
         bucket = int(time.time()) // SENT_BUCKET_SECONDS
         return ScriptCall(
             self._settle,

@@ -9,6 +9,8 @@ its idempotency claim
 
     <claim>                                           while the email is queued or sending
     <claim>|s|<attempts>|<finished>|<refused>|<reply>    once it was sent
+    <claim>|s|<attempts>|<finished>|<refused>|<reply>|<relay>    the same, through a relay
+                                                      named in SMTP_RELAYS
     <claim>|c|<canceled>                              once it was canceled (cancel.py)
 
 (`<finished>`: Unix seconds in base 36; `<refused>`: recipients refused for good; `<reply>`:
@@ -18,7 +20,9 @@ the enhanced status code of the relay's 250, such as `2.0.0`, or `250` without o
 URL-safe base64, enough to tell a retry (same payload) from a conflict (same key, another
 payload). The whole value stays within 44 bytes, which Redis keeps inline with its object
 header: key, value and expiry measured 257 bytes per email, against 290 for the 64-digit
-fingerprint alone. Dead letters keep their full job, as before.
+fingerprint alone. The relay's name is there only for a relay other than `default` (the one
+the SMTP_* settings make), so a single-relay deployment keeps the 44 bytes. Dead letters
+keep their full job, as before.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ _SENT = "s"
 _CANCELED = "c"
 _LEGACY_CLAIM_LENGTH = 64  # claims made before records: the fingerprint in hex
 ACCEPTED_CODE = "250"
+DEFAULT_RELAY = "default"  # the relay of SMTP_HOST and friends (config/relays.py)
 # RFC 3463: class.subject.detail, as relays put it first in their reply text.
 _ENHANCED_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 
@@ -48,6 +53,7 @@ class SentRecord:
     refused: int
     # The enhanced status code of the relay's 250 (`2.0.0`), or `250`.
     reply_code: str
+    relay: str = DEFAULT_RELAY  # the relay that accepted it (SMTP_RELAYS)
 
     @property
     def status(self) -> EmailStatus:
@@ -69,11 +75,16 @@ def same_payload(found: str, fingerprint: str) -> bool:
     return claim == claim_value(fingerprint)
 
 
-def sent_suffix(attempts: int, refused: int, reply: str | None) -> tuple[str, str]:
+def sent_suffix(
+    attempts: int, refused: int, reply: str | None, relay: str | None = None
+) -> tuple[str, str]:
     """The record's parts before and after its finish time (which Redis' clock adds)."""
     first = (reply or "").split(" ", 1)[0]
     code = first if _ENHANCED_CODE.fullmatch(first) else ACCEPTED_CODE
-    return f"{SEPARATOR}{_SENT}{SEPARATOR}{attempts}{SEPARATOR}", f"{SEPARATOR}{refused}|{code}"
+    tail = f"{SEPARATOR}{refused}|{code}"
+    if relay and relay != DEFAULT_RELAY:
+        tail += SEPARATOR + relay
+    return f"{SEPARATOR}{_SENT}{SEPARATOR}{attempts}{SEPARATOR}", tail
 
 
 def parse_record(found: str | None) -> SentRecord | None:
@@ -81,10 +92,11 @@ def parse_record(found: str | None) -> SentRecord | None:
     if not found:
         return None
     parts = found.split(SEPARATOR)
-    if len(parts) != 6 or parts[1] != _SENT:
+    if len(parts) not in {6, 7} or parts[1] != _SENT:
         return None
+    relay = parts[6] if len(parts) == 7 else DEFAULT_RELAY
     try:
-        return SentRecord(int(parts[2]), int(parts[3], 36), int(parts[4]), parts[5])
+        return SentRecord(int(parts[2]), int(parts[3], 36), int(parts[4]), parts[5], relay)
     except ValueError:
         return None
 

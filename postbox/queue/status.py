@@ -118,7 +118,12 @@ async def _from_record(queue: Queue, job_id: str) -> EmailView | None:
         data={},
         finished_at=datetime.fromtimestamp(record.finished_s, UTC).isoformat(),
         failed_reason=None,
-        result={"smtp_reply": record.reply_code or None, "accepted": [], "refused": {}},
+        result={
+            "smtp_reply": record.reply_code or None,
+            "relay": record.relay,
+            "accepted": [],
+            "refused": {},
+        },
         history=[],
         journal=parse_entry({}),
     )

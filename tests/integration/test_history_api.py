@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from postbox.config import load_settings
+from postbox.dev.ports import free_port
 from tests.integration.test_history_recorder import recording
 from tests.support import API_KEY, email_payload, wait_until
 
@@ -109,3 +110,14 @@ def test_without_database_url_no_history_is_said(api, settings) -> None:
     assert answer.status_code == 503
     assert answer.json["error"]["code"] == "history_disabled"
     assert api.get("/v1/emails/em_unknown").status_code == 404
+
+
+def test_an_unreachable_database_is_503_not_500(api_factory, service_env) -> None:
+    closed = f"postgresql://postbox@127.0.0.1:{free_port()}/postbox"
+    api = api_factory(load_settings({**service_env, "DATABASE_URL": closed}))
+    for _ in range(2):  # the second fails at once, without waiting on a connection
+        answer = api.get("/v1/emails?to=ann@example.org")
+        assert answer.status_code == 503, answer.json
+        assert answer.json["error"]["code"] == "history_unavailable"
+        assert answer.headers["Retry-After"] == "5"
+    assert api.post("/v1/emails", json=email_payload()).status_code == 202  # delivery goes on

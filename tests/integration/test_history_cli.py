@@ -27,20 +27,11 @@ def test_search_and_show_read_the_history(tmp_path, service_env) -> None:
     assert [e["id"] for e in page["data"]] == ["e00010", "e00003"]
     assert page["next_cursor"] is None
 
-    listed = run_postbox(env, "emails", "search", "--status", "failed", "--limit", "2")
-    lines = listed.stdout.splitlines()
-    assert lines[0].startswith("e00011") and "failed" in lines[0]
-    assert lines[-1].startswith("more: --cursor ")
-
     shown = run_postbox(env, "emails", "show", "e00004")
     assert shown.returncode == 0, shown.stderr
     record = json.loads(shown.stdout)
     assert record["status"] == "sent"
     assert [e["type"] for e in record["events"]] == ["email.queued", "email.sent"]
-    assert run_postbox(env, "emails", "show", "e99999").returncode == 1
-
-    bad = run_postbox(env, "emails", "search", "--cursor", "bm9wZQ")
-    assert bad.returncode == 2 and "cursor" in bad.stderr
 
 
 def test_cancel_from_the_command_line(api, service_env) -> None:

@@ -18,6 +18,7 @@ from postbox.history import schema
 from postbox.history.database import create_history_engine
 from postbox.history.recorder import CONSUMER_GROUP
 from postbox.history.search import EmailQuery, search
+from postbox.history.views import find_record
 from postbox.queue.keys import PostboxKeys
 from tests.support import email_payload, sent_count, wait_until
 
@@ -102,6 +103,7 @@ def test_pipeline_emails_end_up_in_history(
     assert all_ids(engine, status="scheduled") == set(made["scheduled"])
     assert all_ids(engine, to="user2@example.org") == _to_user(made, 2)
     assert count(engine, schema.emails) == 125
+    assert count(engine, schema.bodies) == 0  # bodies only with EMAIL_HISTORY_BODIES=true
 
 
 def _to_user(made: dict[str, list[str]], n: int) -> set[str]:
@@ -156,3 +158,21 @@ def count_or_none(engine: Engine) -> int | None:
         return count(engine, schema.emails)
     except SQLAlchemyError:
         return None
+
+
+def test_bodies_are_kept_only_when_asked(
+    api, service_env, tmp_path, redis_client, recorder_factory, worker_factory
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bodies.db'}"
+    env = {**service_env, "DATABASE_URL": url, "EMAIL_HISTORY_BODIES": "true"}
+    recorder_factory(env)
+    wait_until(lambda: recording(redis_client))
+    worker_factory(HISTORY_RECORDER="false")
+    posted = api.post("/v1/emails", json=email_payload(subject="Kept", text="The body.")).json
+    engine = create_history_engine(HistorySettings(database_url=url))
+    wait_until(lambda: statuses(engine) == {posted["id"]: "sent"}, timeout=30)
+    record = find_record(engine, posted["id"])
+    engine.dispose()
+    assert record is not None and record.message is not None
+    assert "Subject: Kept" in record.message and "The body." in record.message
+    assert record.to_json(with_events=True)["message"] == record.message

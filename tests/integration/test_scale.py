@@ -120,6 +120,9 @@ def topology(
         # Each worker instance one process, as the registry check below counts them (with
         # its dispatcher, `postbox worker` supervises a worker child and a dispatcher child).
         "WEBHOOK_DISPATCHER": "false",
+        # No history here (the compose file's PostgreSQL is not part of this test), hence
+        # no recorder child either.
+        "DATABASE_URL": "",
     }
     apis: list[Instance] = []
     workers: list[Instance] = []

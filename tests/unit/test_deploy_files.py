@@ -161,6 +161,7 @@ def test_compose_file_has_the_scale_out_services() -> None:
     services = load_compose()["services"]
     assert set(services) == {
         "redis",
+        "postgres",
         "api",
         "lb",
         "worker",
