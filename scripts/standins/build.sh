@@ -80,3 +80,4 @@ compose_image() { awk -v s="  $1:" '$0 == s {f = 1} f && /image:/ {print $2; exi
 standin "$(compose_image redis)" redis.Dockerfile
 standin "$(compose_image lb)" nginx.Dockerfile
 standin "$(compose_image mailpit)" mailpit.Dockerfile
+standin "$(compose_image postgres)" postgres.Dockerfile
