@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_deliveries, cli_emails, cli_suppressions, cli_webhooks
+from postbox import cli_deliveries, cli_emails, cli_standalone, cli_suppressions, cli_webhooks
 from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
@@ -28,6 +28,7 @@ from postbox.queue import dead_letters
 from postbox.queue.contract import DEAD_LETTER_CLASSES
 from postbox.queue.dead_letters import DeadLetter, DeadLetterPage
 from postbox.queue.job_ids import is_job_id
+from postbox.startup import exit_cleanly_on_sigterm
 from postbox.supervisor import ChildSpec, Supervisor
 
 T = TypeVar("T")
@@ -444,8 +445,12 @@ def bounces() -> None:
     run_listener(settings)
 
 
+cli.add_command(cli_standalone.standalone)
+
+
 def main() -> None:
     """Console-script entry point; configuration errors end the process with one line."""
+    exit_cleanly_on_sigterm()
     try:
         cli()
     except ConfigError as exc:

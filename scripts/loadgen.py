@@ -65,6 +65,9 @@ class Tally:
     retried: int = 0
     id_mismatches: int = 0
     error_samples: list[str] = field(default_factory=list)
+    # Errors by kind: "503 overloaded" (shed by the API's admission control), "502", ...,
+    # "no answer": a shed request is the API protecting itself, a 502 a lost request.
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
     per_base_url: dict[str, dict[str, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +88,8 @@ class Tally:
             else:
                 self.errors += 1
                 counts["errors"] += 1
+                kind = _error_kind(reply)
+                self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
                 self._sample(f"{reply.base_url}: {reply.error or reply.status} {reply.body}")
 
     def mismatch(self, detail: str) -> None:
@@ -95,6 +100,14 @@ class Tally:
     def _sample(self, text: str) -> None:
         if len(self.error_samples) < _MAX_ERROR_SAMPLES:
             self.error_samples.append(text[:300])
+
+
+def _error_kind(reply: Reply) -> str:
+    if reply.status == 0:
+        return "no answer"
+    error = reply.body.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return f"{reply.status} {code}" if code else str(reply.status)
 
 
 class Client:
@@ -246,6 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "accepted": tally.accepted,
         "duplicates": tally.duplicates,
         "errors": tally.errors,
+        "errors_by_kind": tally.errors_by_kind,
         "id_mismatches": tally.id_mismatches,
         "retried_connections": tally.retried,
         "elapsed_seconds": round(elapsed, 3),

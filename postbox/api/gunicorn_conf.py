@@ -1,7 +1,9 @@
 """gunicorn hooks for the API; `postbox serve` passes `--config python:postbox.api.gunicorn_conf`.
 
 - Logging: set up here, in the arbiter before it forks, so every process logs in
-  LOG_FORMAT with the instance id; gunicorn's own error log goes through the same handler.
+  LOG_FORMAT with the instance id; gunicorn's own error log goes through the same handler
+  from its first line (`PostboxGunicornLogger`: with the `on_starting` hook alone, "Starting
+  gunicorn" came out in gunicorn's text format, the one non-JSON line of a container).
 - Metrics: each process writes to PROMETHEUS_MULTIPROC_DIR; when one exits, its files are
   marked dead (live gauges stop counting it; counters keep their totals).
 - Cluster registry: each process registers once it has loaded the app, and leaves on exit.
@@ -13,6 +15,7 @@ import logging
 import os
 from typing import Any
 
+from gunicorn.glogging import Logger
 from prometheus_client.multiprocess import mark_process_dead
 
 from postbox.api.instance import start_heartbeat
@@ -29,11 +32,18 @@ setup_logging(
 )
 
 
-def on_starting(server: Any) -> None:
-    """Send gunicorn's error log through the root handler set up above."""
-    error_log = logging.getLogger("gunicorn.error")
-    error_log.handlers[:] = []
-    error_log.propagate = True
+class PostboxGunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, its error log sent through the root handler set up above."""
+
+    def setup(self, cfg: Any) -> None:
+        """Let gunicorn configure its loggers, then hand the error log to ours."""
+        super().setup(cfg)
+        error_log = logging.getLogger("gunicorn.error")
+        error_log.handlers[:] = []
+        error_log.propagate = True
+
+
+logger_class = PostboxGunicornLogger
 
 
 def pre_request(worker: Any, req: Any) -> None:

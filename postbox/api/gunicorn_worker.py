@@ -16,6 +16,11 @@ these bounds work together:
   wakeup of the loop's thread, like each of its socket calls, may wait for the GIL behind
   the request threads, and the accept queue must drain as fast as connections arrive, or
   it overflows and Linux drops their SYNs (the client resends after 1 s).
+- On a graceful stop the loop takes what waits in the accept queue and closes its
+  listener (`set_accept_enabled`): gthread stops accepting but kept the socket open while
+  it drained, so the kernel completed connections nobody accepted and reset them all at the
+  end, which a load balancer cannot retry for a POST. Closed, a newcomer is refused, and
+  nginx tries the next replica.
 - In the thread (`admission.py`): a request that still waited longer than
   `API_MAX_QUEUE_WAIT_MS`, counted from when the kernel received it, is answered 503
   before Flask sees it, and one whose client has gone is not enqueued.
@@ -66,6 +71,7 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         self._started = itertools.count(1)
         self._last_started = 0
         self._serving_since = time.monotonic()
+        self._accepted_last_burst = False
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -79,8 +85,21 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
         # sent as soon as the port listened, was shed as overloaded).
         self._serving_since = time.monotonic()
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """Stop accepting; when the process is stopping, also take every connection that
+        already waits and close the listeners (see the module docstring)."""
+        super().set_accept_enabled(enabled)
+        if enabled or self.alive:
+            return
+        for listener in self.sockets:
+            self.accept(listener)
+            while self._accepted_last_burst:
+                self.accept(listener)
+            listener.close()
+
     def accept(self, listener: socket.socket) -> None:
         """Take up to `ACCEPT_BURST` waiting connections (gthread takes one per wakeup)."""
+        self._accepted_last_burst = False
         for _ in range(ACCEPT_BURST):
             if self.nr_conns >= self.worker_connections:
                 return
@@ -92,6 +111,7 @@ class AdmissionWorker(ThreadWorker):  # type: ignore[misc]
                 if exc.errno == errno.ECONNABORTED:
                     continue
                 raise
+            self._accepted_last_burst = True
             self._take(client, partial(self._new_conn, client, address, listener), True)
 
     def enqueue_req(self, conn: Any) -> None:

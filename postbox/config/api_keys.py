@@ -21,6 +21,13 @@ import idna
 DIGEST_PREFIX = "sha256:"
 MIN_RAW_KEY_LENGTH = 16
 KEY_ID_LENGTH = 12
+# The example values shipped in .env.example and k8s/base/secret.example.yaml: public, so a
+# deployment that forgot to replace one would be open to anyone who read the repository.
+PLACEHOLDER_KEYS = frozenset({"change-me-to-a-long-random-key"})
+MAKE_A_KEY = (
+    "make one with `postbox keys create` (in Docker: docker run --rm postbox:local postbox keys"
+    " create) and put the API_KEYS entry it prints in .env"
+)
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -46,6 +53,9 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_PLACEHOLDER_DIGESTS = frozenset(key_digest(key) for key in PLACEHOLDER_KEYS)
+
+
 def find_key(keys: tuple[ApiKey, ...], digest: str) -> ApiKey | None:
     """The key whose digest is `digest`, compared in constant time against every key (no
     early stop), so timing says nothing about which key, if any, matched."""
@@ -63,6 +73,8 @@ def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
 
 def _parse_entry(item: str) -> ApiKey:
     if not item.startswith(DIGEST_PREFIX):
+        if item in PLACEHOLDER_KEYS:
+            raise ValueError(f"a key is the example placeholder, known to everyone: {MAKE_A_KEY}")
         if len(item) < MIN_RAW_KEY_LENGTH:
             raise ValueError(f"each key must be at least {MIN_RAW_KEY_LENGTH} characters long")
         return ApiKey(key_digest(item))
@@ -70,6 +82,8 @@ def _parse_entry(item: str) -> ApiKey:
     digest = digest.lower()
     if len(digest) != 64 or not set(digest) <= _HEX:
         raise ValueError("a sha256: entry must be followed by 64 hex digits")
+    if digest in _PLACEHOLDER_DIGESTS:
+        raise ValueError(f"a key is the digest of the example placeholder: {MAKE_A_KEY}")
     if at and not domains.strip():
         raise ValueError("a sha256: entry with '@' needs at least one domain after it")
     return ApiKey(digest, _allowed_domains(domains) if at else ())

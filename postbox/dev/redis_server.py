@@ -62,6 +62,11 @@ class RedisServer:
         """The server's process id while it runs."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def running(self) -> bool:
+        """True while the server process lives."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,11 @@
 
 Tuned as measured with bullmq 3.4.4 and redis-py 8 (postbox/queue/_engine/__init__.py).
 
-The API's client fails fast (one try, short connect and pool timeouts, each call bounded as
-a whole by the gateway) so a request answers 503 instead of hanging while Redis is away.
+The API's client fails fast (short connect and pool timeouts, each call bounded as a whole by
+the gateway) so a request answers 503 instead of hanging while Redis is away. It retries a
+command once, at once, on a connection error: after a Redis restart every pooled connection
+is dead, and without that retry each answered one 503 (issue 19), however long Redis had
+been back. Replaying is safe for the API's commands: adding a job is keyed by its id.
 The worker's client is a pool without a read timeout (so an idle worker's BZPOPMIN never
 races one, and no timeout is armed per command).
 
@@ -22,6 +25,7 @@ from typing import Any
 
 import redis as sync_redis
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import BusyLoadingError, MasterDownError, OutOfMemoryError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -85,9 +89,11 @@ def api_client(settings: RedisSettings) -> redis.Redis:
         socket_keepalive=True,
         socket_keepalive_options=_KEEPALIVE,
         decode_responses=True,
+        # One retry on a fresh connection, no backoff: Redis really away still answers 503
+        # within the bounds above. (redis-py 8 keeps retries on the pool's connections; a
+        # `retry=` beside `connection_pool=` would be ignored.)
+        retry=AsyncRetry(NoBackoff(), 1),
     )
-    # No retries: a command that fails answers 503 at once. (redis-py 8 keeps retries on the
-    # pool's connections; a `retry=` beside `connection_pool=` would be ignored.)
     return redis.Redis(connection_pool=pack_with_hiredis(pool))
 
 

@@ -21,6 +21,7 @@ from postbox.config.relays import configured_relays
 from postbox.metrics import exposition_registry, serve_metrics
 from postbox.queue.connection import worker_client
 from postbox.queue.consumer import EmailConsumer
+from postbox.queue.delivery_settings import delivery_settings
 from postbox.queue.journal import SendJournal
 from postbox.queue.registry import InstanceRegistry, this_process
 from postbox.workers.metrics import WorkerMetrics
@@ -55,10 +56,11 @@ class WorkerRunner:
         await consumer.start()
         self._metrics.concurrency.set(settings.worker.concurrency)
         instances = InstanceRegistry(client, settings.redis.queue_name, settings.heartbeat_seconds)
+        delivery = delivery_settings(settings)  # what the stats show as the settings in use
         async with instances.registered(
             info,
             lambda: (consumer.active_count, processor.processed),
-            lambda: _relay_entries(relays),
+            lambda: {**_relay_entries(relays), "delivery": delivery},
         ):
             logger.info(
                 "Worker %s taking jobs from %r (concurrency %d, relays %s)",

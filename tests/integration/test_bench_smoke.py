@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+QUICK_BENCH_SECONDS = 150
 EXPECTED_KEYS = {"meta", "drain", "peer", "drain_ratio_vs_peer", "api", "e2e", "memory", "targets"}
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(360)
 def test_quick_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     # smtp-sink comes from bench/setup.sh (idempotent, quick once done); it is not timed.
     subprocess.run(["bash", "bench/setup.sh"], cwd=ROOT, check=True, timeout=120)
@@ -31,11 +32,12 @@ def test_quick_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        stdout, stderr = bench.communicate(timeout=60)
+        # A hang guard, not a speed test: the quick run took 40-70 s on a busy machine.
+        stdout, stderr = bench.communicate(timeout=QUICK_BENCH_SECONDS)
     except subprocess.TimeoutExpired:
         bench.terminate()  # the bench stops the servers and workers it started
         _, stderr = bench.communicate(timeout=60)
-        pytest.fail(f"python -m bench --quick took over 60 s:\n{stderr[-4000:]}")
+        pytest.fail(f"python -m bench --quick took over {QUICK_BENCH_SECONDS} s:\n{stderr[-4000:]}")
 
     assert bench.returncode == 0, stderr[-4000:]
     for heading in ("Drain:", "API: POST /v1/emails,", "End to end:", "Memory:", "Targets"):
