@@ -79,6 +79,7 @@ _QUEUE_STATS = {
         "port": 587,
         "security": "starttls",
         "custom_ca": False,
+        "pool_size": 10,
         "config_error": None,
         "workers": {
             "workers_reporting": 0,

@@ -159,6 +159,8 @@ class InstanceSchema(Schema):
     # The first relay in trouble (else the first); `relays`: every relay, in order.
     relay = fields.Nested(WorkerRelaySchema)
     relays = fields.List(fields.Nested(WorkerRelaySchema))
+    # A worker's delivery settings, nothing secret (postbox/queue/delivery_settings.py).
+    delivery = fields.Dict()
 
 
 class RoleTotalsSchema(Schema):
@@ -245,6 +247,7 @@ class RelaySchema(Schema):
     port = _Int(required=True)
     security = _Str(required=True)
     custom_ca = fields.Boolean(required=True)
+    pool_size = _Int(required=True)
     config_error = _nullable()
     workers = fields.Nested(RelayWorkersSchema, required=True)
     relays = fields.List(fields.Nested(RelayStatusSchema), required=True)
