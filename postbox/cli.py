@@ -194,7 +194,7 @@ def worker(processes: int | None, concurrency: int | None) -> None:
 @click.option("--port", type=int, default=8080, show_default=True, help="API port on 127.0.0.1.")
 @click.option("--smtp-port", type=int, default=None, help="Dev inbox SMTP port (default: free).")
 def dev(port: int, smtp_port: int | None) -> None:
-    """Everything on loopback: private Redis, an SMTP inbox, the API and a worker."""
+    """Everything on loopback: private Redis, an SMTP inbox, the API, a worker, bounces."""
     from postbox.dev.run import run_dev  # noqa: PLC0415
 
     setup_logging("INFO", "text", "dev")

@@ -1,4 +1,5 @@
-"""`postbox dev` as a newcomer runs it: start, send, see it in the inbox, Ctrl-C, nothing left."""
+"""`postbox dev` as a newcomer runs it: start, send, see it in the inbox, a bounce marks the
+recipient, Ctrl-C, nothing left."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from postbox.dev.ports import free_port, port_is_free
+from tests.bounce_support import dsn_for, send_to
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,7 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
         key = re.search(r"API key\s+(\S+)", banner).group(1)
         redis_port = int(re.search(r"redis://\S*127.0.0.1:(\d+)", banner).group(1))
         smtp_port = int(re.search(r"SMTP on 127.0.0.1:(\d+)", banner).group(1))
+        bounce_port = int(re.search(r"Bounces\s+SMTP on 127.0.0.1:(\d+)", banner).group(1))
         base = f"http://127.0.0.1:{port}"
 
         sent = _request(
@@ -88,6 +91,16 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
         # An ENCRYPTION_KEY of its own, and local receivers allowed (port 9: nothing listens).
         hook = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
         assert _request(f"{base}/v1/webhooks", key, hook)["secret"].startswith("whsec_")
+        # The bounce listener runs too: a DSN to the first email's VERP sender marks its
+        # recipient bounced (and suppressed, so this comes last).
+        verp = message["envelope_from"]
+        assert verp.startswith("bounces+") and verp.endswith("@bounces.localhost")
+        dsn = dsn_for(verp).replace(b"nobody@example.org", b"you@example.com")
+        assert send_to(bounce_port, "", verp, dsn)[0] == 250
+        bounced = wait_until(
+            lambda: _request(f"{base}/v1/emails/{sent['id']}", key)["delivery"]["bounced"], 30
+        )
+        assert bounced["you@example.com"]["bounce_type"] == "hard"
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
@@ -95,5 +108,5 @@ def test_dev_run_delivers_to_its_inbox_and_cleans_up_on_ctrl_c():
         process.stdout.close()
     assert code == 0, "".join(output)
     assert _processes_in_session(process.pid) == []
-    for used in (port, redis_port, smtp_port):
+    for used in (port, redis_port, smtp_port, bounce_port):
         assert port_is_free(used)

@@ -1,5 +1,5 @@
 """A Python client for Postbox: send email, read statuses and dead letters, manage
-webhooks, verify webhook deliveries.
+the suppression list and webhooks, verify webhook deliveries.
 
     from postbox_client import Postbox
     postbox = Postbox("http://localhost:8080", "your-api-key")
@@ -35,6 +35,9 @@ from postbox_client.types import (
     DeadLetterPage,
     EmailStatus,
     Requeued,
+    Suppression,
+    SuppressionPage,
+    UserReason,
     Webhook,
 )
 from postbox_client.version import VERSION as __version__
@@ -61,8 +64,11 @@ __all__ = [
     "Requeued",
     "RetryPolicy",
     "ServiceUnavailable",
+    "Suppression",
+    "SuppressionPage",
     "TransportError",
     "UnsupportedMediaType",
+    "UserReason",
     "ValidationError",
     "Webhook",
     "WebhookVerificationError",

@@ -22,6 +22,9 @@ from postbox_client.types import (
     DeadLetterPage,
     EmailStatus,
     Requeued,
+    Suppression,
+    SuppressionPage,
+    UserReason,
     Webhook,
 )
 
@@ -168,6 +171,24 @@ def retry_dead_letters(error_class: str | None) -> Call[int]:
 
 def discard_dead_letter(email_id: str) -> Call[None]:
     return Call("DELETE", f"/v1/dead-letters/{_segment(email_id)}", _nothing, idempotent=True)
+
+
+def suppressions(
+    limit: int | None, cursor: str | None, reason: str | None, address: str | None
+) -> Call[SuppressionPage]:
+    params = _present(limit=limit, cursor=cursor, reason=reason, address=address)
+    return Call("GET", "/v1/suppressions", _as_is, params=params, idempotent=True)
+
+
+def suppress(address: str, reason: UserReason, note: str | None) -> Call[list[Suppression]]:
+    """Adding an address already there answers 200 with its entries: safe to repeat."""
+    body = {"address": address, "reason": reason, **_present(note=note)}
+    return Call("POST", "/v1/suppressions", _data, body, idempotent=True)
+
+
+def unsuppress(address: str) -> Call[None]:
+    path = f"/v1/suppressions/{_segment(address)}"
+    return Call("DELETE", path, _nothing, idempotent=True)
 
 
 def create_webhook(url: str, events: Sequence[str], description: str | None) -> Call[Webhook]:

@@ -20,6 +20,9 @@ from postbox_client.types import (
     DeadLetterPage,
     EmailStatus,
     Requeued,
+    Suppression,
+    SuppressionPage,
+    UserReason,
     Webhook,
 )
 
@@ -161,6 +164,32 @@ class Postbox:
     def discard_dead_letter(self, email_id: str) -> None:
         """Discard one dead letter for good."""
         self._run(calls.discard_dead_letter(email_id))
+
+    # ------------------------------------------------------------ suppressions
+
+    def suppressions(
+        self,
+        *,
+        reason: str | None = None,
+        address: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SuppressionPage:
+        """One page of the suppression list in address order (a key restricted to sender
+        domains sees only their entries), filtered by `reason` or `address`."""
+        return self._run(calls.suppressions(limit, cursor, reason, address))
+
+    def suppress(
+        self, address: str, *, reason: UserReason = "manual", note: str | None = None
+    ) -> list[Suppression]:
+        """Stop sending to `address` (`reason` `manual` or `unsubscribe`): its entries in the
+        key's scope, whether new or there already."""
+        return self._run(calls.suppress(address, reason, note))
+
+    def unsuppress(self, address: str) -> None:
+        """Send to `address` again (its entries in the key's scope removed); `NotFound` when
+        it was not suppressed."""
+        self._run(calls.unsuppress(address))
 
     # ---------------------------------------------------------------- webhooks
 

@@ -5,7 +5,7 @@ Fields Postbox may add later arrive too; only those listed here are typed.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class Accepted(TypedDict):
@@ -94,3 +94,28 @@ class Webhook(TypedDict):
     domains: list[str]
     created_at: str
     secret: NotRequired[str]
+
+
+# The reasons a key may give; bounces and complaints come from Postbox's own feeds.
+UserReason = Literal["manual", "unsubscribe"]
+
+
+class Suppression(TypedDict):
+    """An address Postbox does not send to: everywhere (`scope` `*`) or from one sender
+    domain; `reason` is `hard_bounce`, `complaint`, `manual` or `unsubscribe`."""
+
+    address: str
+    scope: str
+    reason: str
+    created_at: str
+    email_id: str | None
+    evidence: str | None
+    note: str
+    expires_at: str | None
+
+
+class SuppressionPage(TypedDict):
+    """One page of the suppression list; pass `next_cursor` for the next (None: the last)."""
+
+    data: list[Suppression]
+    next_cursor: str | None
