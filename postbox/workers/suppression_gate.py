@@ -14,6 +14,7 @@ import logging
 import redis.asyncio as redis
 
 from postbox.config.suppressions import SuppressionSettings
+from postbox.queue.connection import UNAVAILABLE_ERRORS
 from postbox.queue.consumer import EmailJob
 from postbox.queue.events import sender_domain
 from postbox.queue.suppressed import RecordWrite, SuppressedEmail, SuppressedRecords
@@ -22,6 +23,8 @@ from postbox.suppressions.status_codes import is_hard_bounce
 from postbox.suppressions.store import SuppressionStore
 
 logger = logging.getLogger(__name__)
+# Reads retried after the lock's confirmation said Redis answers again; then the error stands.
+_OUTAGE_RETRIES = 3
 
 
 class SuppressionGate:
@@ -39,8 +42,20 @@ class SuppressionGate:
         self._settings = settings
 
     async def suppressed(self, job: EmailJob, pending: list[str]) -> list[str]:
-        """The recipients of `pending` that are on the list for this job's sender domain."""
-        return await self._store.suppressed(sender_domain(job.data), pending)
+        """The recipients of `pending` that are on the list for this job's sender domain.
+
+        Redis unreachable is waited out, not failed on: an outage must not spend an attempt
+        (in a 15 s cut, failing here spent attempts on 15 of 1,500 emails and turned some
+        into dead letters). The lock's confirmation is what waits (it retries until Redis
+        answers, and raises `LockLost` if the lock went meanwhile)."""
+        domain = sender_domain(job.data)
+        for _ in range(_OUTAGE_RETRIES):
+            try:
+                return await self._store.suppressed(domain, pending)
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("Email %s: suppression list unreadable (%s); waiting", job.id, exc)
+                await job.confirm_lock()
+        return await self._store.suppressed(domain, pending)
 
     def sent_to_nobody(self, job: EmailJob, suppressed: list[str]) -> RecordWrite:
         """The write that goes with the completion of a job sent to nobody."""
