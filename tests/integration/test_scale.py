@@ -145,10 +145,11 @@ def topology(
             apis.append(_start("api", f"api-{index}", api_env, tmp_path, port))
         for index in range(WORKER_INSTANCES):
             workers.append(_start("worker", f"worker-{index}", local, tmp_path))
+        # Five processes starting at once: at load average 10-14 here the APIs took over 30 s.
         for api in apis:
-            wait_until(lambda api=api: _healthy(api), timeout=30)
+            wait_until(lambda api=api: _healthy(api), timeout=60)
         expected = {f"{w.name}-{w.process.pid}" for w in workers}
-        wait_until(lambda: _registered_workers(redis_client) >= expected, timeout=30)
+        wait_until(lambda: _registered_workers(redis_client) >= expected, timeout=60)
         yield Topology(apis, workers)
     finally:
         codes = _stop_all(apis + workers)
