@@ -270,7 +270,7 @@ docker run -d --name "$SINK" "$(awk '/image: axllent/ {print $2}' docker-compose
 SINK_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$SINK")
 set_env SMTP_HOST "$SINK_IP"
 # A send rate below the intake, so that the restart finds a queue; and a longer bound on a
-# request's wait in the API's accept queue than the 1 s default, which sheds load (503
+# request's wait in the API's accept queue than the 250 ms default, which sheds load (503
 # overloaded) when the CI machine's cores are busy with other work: not what is tested here.
 echo "EMAIL_RATE_LIMIT=40/second" >>.env
 echo "API_MAX_QUEUE_WAIT_MS=10000" >>.env
