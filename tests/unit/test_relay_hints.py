@@ -1,13 +1,20 @@
 """What to check for each way a relay cannot be used, from the error texts the workers
 produce (postbox/workers/failures.py over aiosmtplib's and the OS's messages), and the
-advice for `config` dead letters."""
+advice for `config` dead letters, and the worker's log line when a relay's circuit opens."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import logging
 
+import pytest
+from prometheus_client import CollectorRegistry
+
+from postbox.errors import RelayUnavailable
 from postbox.queue.advice import Figures, RelayFigures, advise
 from postbox.queue.relay_hints import what_to_check
+from postbox.workers.circuit import RelayCircuit
+from postbox.workers.metrics import WorkerMetrics
 
 ADDRESS = "smtp.example.net:587"
 
@@ -87,3 +94,22 @@ def test_an_unreachable_relay_is_advised_with_what_to_check() -> None:
     assert advice.code == "relay_unavailable"
     assert f"unreachable for 26 s ({refused})" in advice.message
     assert f"Nothing accepts connections at {ADDRESS}" in advice.message
+
+
+def test_a_circuit_that_opens_logs_what_to_check(caplog: pytest.LogCaptureFixture) -> None:
+    async def still_down() -> None:
+        raise RelayUnavailable("Relay unreachable: [Errno 111] Connection refused")
+
+    async def three_refusals() -> None:
+        metrics = WorkerMetrics(CollectorRegistry()).for_relay("primary")
+        circuit = RelayCircuit(still_down, address=ADDRESS, metrics=metrics, name="primary")
+        for _ in range(3):
+            circuit.record_failure(RelayUnavailable("Relay unreachable: Connection refused"))
+        await asyncio.sleep(0)  # the recovery task logs, then waits for its first probe
+        await circuit.close()
+
+    with caplog.at_level(logging.WARNING, logger="postbox.workers.circuit"):
+        asyncio.run(three_refusals())
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"Relay primary ({ADDRESS}) unavailable (3 failures in a row")
+    assert f"Nothing accepts connections at {ADDRESS}" in line
