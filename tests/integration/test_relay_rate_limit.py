@@ -25,7 +25,7 @@ from tests.relay_support import relay
 from tests.support import wait_until
 
 LIMIT = 20
-EMAILS = 60
+EMAILS = 40
 
 
 def _stamps(redis_client, stop: threading.Event, seen: Counter[str]) -> None:
