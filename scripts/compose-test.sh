@@ -170,7 +170,7 @@ wait_delivered() {
 exactly_once() {
     local start found distinct total
     start=$(date +%s.%N)
-    found=$(wait_delivered "$@")
+    found=$(wait_delivered "$@") || exit 1 # errexit is off in a $(...) that calls us
     read -r distinct total <<<"$found"
     ((total == distinct)) || fail "$2: $((total - distinct)) emails delivered twice"
     ((distinct == $3)) || fail "$2: $distinct delivered, $3 accepted"
