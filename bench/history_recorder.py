@@ -131,6 +131,7 @@ def _measure(
         time.sleep(0.1)
     span = time.monotonic() - started
     cpu = {name: sum(map(cpu_seconds, each)) - cpu_first[name] for name, each in pids.items()}
+    size = _bytes_per_email(engine, done) if postmaster is not None else None
     engine.dispose()
     written = max(1, done - first)
     return {
@@ -140,7 +141,23 @@ def _measure(
         "events_per_second": round(2 * written / span) if span else None,
         "cpu_ms_per_record": {name: round(v * 1000 / written, 3) for name, v in cpu.items()},
         "load_average": round(os.getloadavg()[0], 2),
+        "bytes_per_email": size,
     }
+
+
+def _bytes_per_email(engine: Any, emails: int) -> dict[str, int]:
+    """PostgreSQL's bytes per email after VACUUM ANALYZE: each table's and its indexes'."""
+    sizes = {}
+    with engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit.exec_driver_sql("VACUUM ANALYZE")
+        for table in ("history_emails", "history_recipients", "history_tags", "history_events"):
+            query = text("SELECT pg_table_size(:t), pg_indexes_size(:t)")
+            heap, indexes = connection.execute(query, {"t": table}).one()
+            sizes[table] = round((heap + indexes) / emails)
+            sizes["indexes"] = sizes.get("indexes", 0) + round(indexes / emails)
+    sizes["total"] = sum(v for k, v in sizes.items() if k.startswith("history_"))
+    return sizes
 
 
 def _postmaster(postgres: PostgresServer) -> int:
