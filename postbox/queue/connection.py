@@ -143,6 +143,19 @@ def worker_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis(connection_pool=pack_with_hiredis(pool))
 
 
+def binary_client(settings: RedisSettings) -> redis.Redis:
+    """A small pool whose replies are bytes, not text: for DUMP and RESTORE
+    (`postbox queue migrate`)."""
+    pool = _pool(
+        settings,
+        max_connections=4,
+        timeout=API_TIMEOUT_SECONDS,
+        socket_connect_timeout=API_TIMEOUT_SECONDS,
+        socket_timeout=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 def _pool(settings: RedisSettings, **options: Any) -> redis.ConnectionPool:
     """A bounded asyncio pool to the primary: at REDIS_URL, where the Sentinels say, or
     the cluster master serving the queue's hash tag."""

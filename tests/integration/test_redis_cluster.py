@@ -168,3 +168,37 @@ def _masters(cluster: RedisCluster) -> set[int]:
 def _keys(cluster: RedisCluster, port: int) -> set[str]:
     with cluster.client(port) as client:
         return set(client.scan_iter(count=1000))
+
+
+def test_a_drained_queue_moves_to_the_cluster_with_its_idempotency_records(
+    redis_cluster, api_factory, worker_factory, smtp_server, service_env, cluster_env
+):
+    single = api_factory(load_settings(service_env))
+    for index in range(5):
+        assert _post(single, index, "mig").status_code == 202
+    migrate = ("queue", "migrate", "--from", service_env["REDIS_URL"])
+
+    refused = run_postbox(cluster_env, *migrate)
+    assert refused.returncode == 1
+    assert "not drained" in refused.stderr and "5 waiting" in refused.stderr
+    assert redis_cluster.password not in refused.stderr
+
+    old_worker = worker_factory()
+    wait_until(lambda: _subjects(smtp_server, 5), timeout=30)
+    old_worker.stop()
+    moved = run_postbox(cluster_env, *migrate)
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith("drained: no job left")
+    assert "copied" in moved.stdout
+
+    clustered = api_factory(load_settings(cluster_env))
+    # A client's retry of an email sent from the old Redis is found, not sent again.
+    assert _post(clustered, 0, "mig").status_code == 200
+    assert _post(clustered, 5, "mig").status_code == 202
+    worker_factory(**cluster_env)
+    wait_until(lambda: _subjects(smtp_server, 6), timeout=30)
+    time.sleep(1)
+    assert _subjects(smtp_server, 6) == Counter({f"mig-{i}": 1 for i in range(6)})
+    again = run_postbox(cluster_env, *migrate)
+    assert again.returncode == 0, again.stderr
+    assert "copied 0 keys" in again.stdout
