@@ -23,7 +23,6 @@ def queue() -> None:
     "--from",
     "from_url",
     required=True,
-    envvar="MIGRATE_FROM_REDIS_URL",
     help="The Redis the queue lives on now (a redis:// or redis+cluster:// URL).",
 )
 @click.option("--check", is_flag=True, help="Only say whether the old queue is drained.")
