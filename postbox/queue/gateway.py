@@ -1,7 +1,9 @@
 """The synchronous face of the queue for the API: one per process, safe after fork.
 
-It owns the process's loop thread, Redis client and bullmq `Queue`, all made on first use in
-the process that uses them (gunicorn forks after the app is built). Redis being unreachable
+Each request thread gets its own event loop, Redis client and bullmq `Queue`, made on first
+use in the thread and process that use them (gunicorn forks after the app is built), so a
+call runs on the caller's thread with no hand-off (portal.py says what a hand-off cost). The
+registry heartbeat runs between requests, on a loop thread of its own. Redis being unreachable
 becomes `QueueUnavailable`, and Redis out of memory `QueueFull`; the API answers both with 503.
 """
 
@@ -19,7 +21,7 @@ from bullmq import Queue
 
 from postbox.config import Settings
 from postbox.errors import QueueFull
-from postbox.per_process import PerProcess
+from postbox.per_process import PerProcess, PerThread
 from postbox.queue import dead_letters
 from postbox.queue.connection import (
     API_TIMEOUT_SECONDS,
@@ -31,7 +33,7 @@ from postbox.queue.contract import default_job_options
 from postbox.queue.dead_letters import DeadLetterPage
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.memory import IntakeRoom, WriteRefusals, memory_info
-from postbox.queue.portal import LoopThread
+from postbox.queue.portal import LoopThread, ThreadLoop
 from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
 from postbox.queue.registry import Counts, InstanceInfo, InstanceRegistry
 from postbox.queue.stats import job_counts, queue_stats
@@ -42,13 +44,15 @@ T = TypeVar("T")
 # connection) and the view answers 503. Reads have no timeout of their own (connection.py).
 CALL_TIMEOUT_SECONDS = API_TIMEOUT_SECONDS * 3
 READINESS_PROBE_MS = 10_000
+THREAD_POOL_SIZE = 8
 
 
 class _Resources:
-    """What one process holds: the loop thread and the clients living on it."""
+    """What one thread holds (or the heartbeat's loop thread): its loop and the clients
+    living on it."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.loop = LoopThread()
+    def __init__(self, settings: Settings, loop: ThreadLoop | LoopThread) -> None:
+        self.loop = loop
         self.client: redis.Redis = self.loop.call(_make_client(settings), timeout=5)
         self.queue = Queue(
             settings.redis.queue_name,
@@ -78,8 +82,9 @@ async def _enqueue(resources: _Resources, emails: Sequence[PreparedEmail]) -> li
 
 
 async def _make_client(settings: Settings) -> redis.Redis:
-    # Built on the loop thread so its pool binds to that loop.
-    return api_client(settings.redis)
+    # Built on its loop so its pool binds to that loop; a thread makes one call at a time
+    # (a few concurrent lookups at most), so its pool is small.
+    return api_client(settings.redis, THREAD_POOL_SIZE)
 
 
 class QueueGateway:
@@ -87,7 +92,8 @@ class QueueGateway:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._resources = PerProcess(lambda: _Resources(settings))
+        self._resources = PerThread(lambda: _Resources(settings, ThreadLoop()))
+        self._background = PerProcess(lambda: _Resources(settings, LoopThread()))
         self._refusals = WriteRefusals()
 
     def _call(self, make: Callable[[_Resources], Awaitable[T]]) -> T:
@@ -136,8 +142,9 @@ class QueueGateway:
         return self._call(lambda r: _shared_secret(r.client, key))
 
     def start_heartbeat(self, info: InstanceInfo, counts: Counts) -> None:
-        """Keep this process's registry entry fresh, from the loop thread, until `close`."""
-        resources = self._resources.get()
+        """Keep this process's registry entry fresh, from a loop thread, until `close`."""
+        resources = self._background.get()
+        assert isinstance(resources.loop, LoopThread)
         resources.member = info
         resources.heartbeat = resources.loop.spawn(resources.registry.run(info, counts))
 
@@ -177,10 +184,14 @@ class QueueGateway:
         self._call(lambda r: r.client.set(key, "1", px=READINESS_PROBE_MS))
 
     def close(self) -> None:
-        """Release this process's connections and stop its loop thread."""
-        resources = self._resources.take()
-        if resources is not None:
-            resources.loop.stop(_close(resources))
+        """Leave the registry, release this process's connections, stop its loops."""
+        background = self._background.take()
+        if background is not None and isinstance(background.loop, LoopThread):
+            background.loop.stop(_close(background))
+        for resources in self._resources.take_all():
+            if isinstance(resources.loop, ThreadLoop):
+                with contextlib.suppress(RuntimeError, *UNAVAILABLE_ERRORS):
+                    resources.loop.close(_close(resources))
 
 
 async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

@@ -170,3 +170,17 @@ def test_trim_keeps_acknowledged_events_for_the_retention(
     assert redis_client.xlen(KEYS.events()) == 3  # read by all, but within the hour kept
     asyncio.run(trim(0))
     assert redis_client.xlen(KEYS.events()) == 0
+
+
+def test_queued_after_redis_lost_its_scripts(api, consumer, redis_client) -> None:
+    """The API's add skips redis-py's SCRIPT EXISTS check; when Redis lost its scripts (a
+    restart, SCRIPT FLUSH) the transaction is redone: the job is added once, with its event."""
+    first = api.post("/v1/emails", json=email_payload(subject="before")).json
+    redis_client.script_flush()
+    posted = api.post("/v1/emails", json=email_payload(subject="after"))
+    assert posted.status_code == 202
+    stream = _stream(redis_client)
+    assert _of(stream, first["id"]) == ["email.queued"]
+    assert _of(stream, posted.json["id"]) == ["email.queued"]
+    assert redis_client.exists(KEYS.bull(posted.json["id"]))
+    assert redis_client.llen("bull:email:wait") == 2
