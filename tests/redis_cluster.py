@@ -4,6 +4,8 @@ Six `redis-server --cluster-enabled yes` children on free ports, each with its o
 joined by `redis-cli --cluster create ... --cluster-replicas 1`. A node is taken for failed
 after `NODE_TIMEOUT_MS` (1 s here, 15 s by default), so a replica takes over a SIGKILLed
 master within a few seconds. A password on every node keeps other local processes out.
+With a `PrivateCa` (tests/tls_support.py) every node speaks TLS only, to clients, to its
+replicas and on the cluster bus.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from redis.crc import key_slot
 from postbox.dev.ports import free_port, wait_for_port
 from postbox.dev.redis_server import redis_server_binary
 from postbox.supervisor import stop_processes
+from tests.tls_support import PrivateCa
 
 HOST = "127.0.0.1"
 NODE_TIMEOUT_MS = 1000
@@ -29,9 +32,10 @@ MASTERS = 3
 class RedisCluster:
     """The six processes, started by `start` and ended by `stop`."""
 
-    def __init__(self, root: Path, password: str) -> None:
+    def __init__(self, root: Path, password: str, ca: PrivateCa | None = None) -> None:
         self.root = root
         self.password = password
+        self.ca = ca
         self.ports = [free_port() for _ in range(MASTERS * 2)]
         # The cluster bus defaults to the port + 10000, which can be past 65535.
         self._bus_ports = {port: free_port() for port in self.ports}
@@ -41,12 +45,19 @@ class RedisCluster:
     def url(self) -> str:
         """REDIS_URL for Postbox: every node as a seed."""
         nodes = ",".join(f"{HOST}:{port}" for port in self.ports)
+        if self.ca:
+            return f"rediss+cluster://:{self.password}@{nodes}?ssl_ca_certs={self.ca.ca_file}"
         return f"redis+cluster://:{self.password}@{nodes}"
 
     def start(self) -> None:
         """Start the nodes, join them, and return once every node sees all slots served."""
+        if self.ca:
+            cert = self.ca.ca.issue_cert(HOST)
+            cert.private_key_pem.write_to_path(str(self.root / "node.key"))
+            cert.cert_chain_pems[0].write_to_path(str(self.root / "node.crt"))
         for port in self.ports:
             self._start(port)
+        tls = ["--tls", "--cacert", str(self.ca.ca_file)] if self.ca else []
         redis_cli = shutil.which("redis-cli")
         if redis_cli is None:
             raise RuntimeError("redis-cli is not on PATH (apt-get install redis-tools)")
@@ -56,6 +67,7 @@ class RedisCluster:
                 "-a",
                 self.password,
                 "--no-auth-warning",
+                *tls,
                 "--cluster",
                 "create",
                 *(f"{HOST}:{port}" for port in self.ports),
@@ -100,13 +112,13 @@ class RedisCluster:
     def client(self, port: int) -> sync_redis.Redis:
         """A client straight to the node on `port`."""
         return sync_redis.Redis(
-            host=HOST, port=port, password=self.password, decode_responses=True, socket_timeout=5
-        )
-
-    def cluster_client(self) -> sync_redis.RedisCluster:
-        """A cluster client, for reading keys wherever they live."""
-        return sync_redis.RedisCluster(
-            host=HOST, port=self.ports[0], password=self.password, decode_responses=True
+            host=HOST,
+            port=port,
+            password=self.password,
+            decode_responses=True,
+            socket_timeout=5,
+            ssl=self.ca is not None,
+            ssl_ca_certs=str(self.ca.ca_file) if self.ca else None,
         )
 
     def master_of(self, key: str) -> int:
@@ -147,10 +159,22 @@ class RedisCluster:
         if conf.exists():  # a restart
             self._launch(port, conf)
             return
+        listen = [f"port {port}"]
+        if self.ca:
+            listen = [
+                "port 0",
+                f"tls-port {port}",
+                f"tls-cert-file {self.root / 'node.crt'}",
+                f"tls-key-file {self.root / 'node.key'}",
+                f"tls-ca-cert-file {self.ca.ca_file}",
+                "tls-auth-clients no",
+                "tls-cluster yes",
+                "tls-replication yes",
+            ]
         conf.write_text(
             "\n".join(
                 [
-                    f"port {port}",
+                    *listen,
                     f"bind {HOST}",
                     f"dir {directory}",
                     "cluster-enabled yes",

@@ -19,6 +19,7 @@ from redis.crc import key_slot
 from postbox.config import load_settings
 from tests.redis_cluster import RedisCluster
 from tests.support import email_payload, run_postbox, wait_until
+from tests.tls_support import make_ca
 
 TAG = "{email}"
 
@@ -117,6 +118,9 @@ def test_acknowledged_emails_survive_a_master_kill_and_are_delivered_once(
     promoted_after = None
     for index in range(emails):
         if index == kill_at:
+            # The worker is taking jobs (a worker that starts while Redis is unreachable
+            # exits, on a cluster as on one Redis; that is not what this test is about).
+            wait_until(lambda: _subjects(smtp_server, 1), timeout=30)
             redis_cluster.kill(owner)
             killed_at = time.time()
         if killed_at and promoted_after is None and redis_cluster.master_of(TAG) != owner:
@@ -202,3 +206,27 @@ def test_a_drained_queue_moves_to_the_cluster_with_its_idempotency_records(
     again = run_postbox(cluster_env, *migrate)
     assert again.returncode == 0, again.stderr
     assert "copied 0 keys" in again.stdout
+
+
+def test_a_tls_cluster_is_reached_by_the_api_the_worker_and_the_cli(
+    api_factory, worker_factory, smtp_server, service_env
+):
+    with tempfile.TemporaryDirectory(prefix="postbox-cluster-tls-") as folder:
+        cluster = RedisCluster(Path(folder), secrets.token_hex(12), make_ca(Path(folder)))
+        cluster.start()
+        try:
+            env = {**service_env, "REDIS_URL": cluster.url, "API_RATE_LIMIT": "1000/minute"}
+            settings = load_settings(env)
+            assert settings.redis.safe_url.startswith("rediss+cluster://127.0.0.1:")
+            api = api_factory(settings)
+            worker_factory(**env)
+            for index in range(10):
+                assert _post(api, index, "tls").status_code == 202
+            wait_until(lambda: _subjects(smtp_server, 10), timeout=30)
+            listed = run_postbox(env, "dlq", "list", "--json")
+            assert listed.returncode == 0, listed.stderr
+            # Plain TCP to a node gets nowhere: the queue really is behind TLS.
+            with cluster.client(cluster.master_of(TAG)) as client:
+                assert client.exists(f"bull:{TAG}:meta")
+        finally:
+            cluster.stop()

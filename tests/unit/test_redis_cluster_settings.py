@@ -59,3 +59,26 @@ def test_braces_in_the_queue_name_are_refused_on_a_cluster():
 def test_a_cluster_url_and_sentinels_are_not_both_allowed():
     with pytest.raises(ConfigError, match="REDIS_URL and REDIS_SENTINELS"):
         load_settings({"REDIS_URL": "redis+cluster://n0:7000", "REDIS_SENTINELS": "s0:26379"})
+
+
+def test_rediss_cluster_is_tls_with_an_optional_ca_file(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here")
+    plain = load_settings({"REDIS_URL": "rediss+cluster://n0:7000"}).redis.cluster
+    with_ca = load_settings({"REDIS_URL": f"rediss+cluster://n0:7000?ssl_ca_certs={ca}"})
+    assert plain is not None and plain.tls and plain.ca_file is None
+    assert with_ca.redis.cluster is not None and with_ca.redis.cluster.ca_file == str(ca)
+    assert with_ca.redis.safe_url == "rediss+cluster://n0:7000"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "redis+cluster://n0:7000?ssl_ca_certs=/etc/hosts",
+        "rediss+cluster://n0:7000?ssl_ca_certs=/nonexistent/ca.pem",
+        "rediss+cluster://n0:7000?timeout=5",
+    ],
+)
+def test_bad_tls_options_name_the_variable(value):
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        load_settings({"REDIS_URL": value})
