@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,32 @@ from tests.tls_support import make_ca
 TAG = "{email}"
 
 
-@pytest.fixture
-def redis_cluster() -> Iterator[RedisCluster]:
+@contextmanager
+def _running_cluster(ca: bool = False) -> Iterator[RedisCluster]:
     # Not under tmp_path, for the reason test_sentinel.py gives.
     with tempfile.TemporaryDirectory(prefix="postbox-cluster-") as folder:
-        cluster = RedisCluster(Path(folder), secrets.token_hex(12))
+        root = Path(folder)
+        cluster = RedisCluster(root, secrets.token_hex(12), make_ca(root) if ca else None)
         cluster.start()
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster() -> Iterator[RedisCluster]:
+    with _running_cluster() as cluster:
         yield cluster
-        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(shared_cluster: RedisCluster) -> RedisCluster:
+    """The module's cluster, emptied (a test that kills a node makes its own)."""
+    for port in _masters(shared_cluster):
+        with shared_cluster.client(port) as client:
+            client.flushall()
+    return shared_cluster
 
 
 @pytest.fixture
@@ -97,17 +116,22 @@ def test_every_key_of_the_queue_is_on_one_slot_and_each_email_is_delivered_once(
         if port != owner:
             assert _keys(redis_cluster, port) == set()
 
-
-def test_the_cli_reaches_the_queue_on_the_cluster(redis_cluster, cluster_env):
     listed = run_postbox(cluster_env, "dlq", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert redis_cluster.password not in listed.stdout + listed.stderr
 
 
+@pytest.fixture
+def own_cluster() -> Iterator[RedisCluster]:
+    with _running_cluster() as cluster:
+        yield cluster
+
+
 def test_acknowledged_emails_survive_a_master_kill_and_are_delivered_once(
-    redis_cluster, api_factory, worker_factory, smtp_server, cluster_env
+    own_cluster, api_factory, worker_factory, smtp_server, cluster_env
 ):
-    env = {**cluster_env, "REDIS_ACK_REPLICAS": "1"}
+    redis_cluster = own_cluster
+    env = {**cluster_env, "REDIS_URL": own_cluster.url, "REDIS_ACK_REPLICAS": "1"}
     api = api_factory(load_settings(env))
     worker_factory(**env)
     owner = redis_cluster.master_of(TAG)
@@ -211,22 +235,19 @@ def test_a_drained_queue_moves_to_the_cluster_with_its_idempotency_records(
 def test_a_tls_cluster_is_reached_by_the_api_the_worker_and_the_cli(
     api_factory, worker_factory, smtp_server, service_env
 ):
-    with tempfile.TemporaryDirectory(prefix="postbox-cluster-tls-") as folder:
-        cluster = RedisCluster(Path(folder), secrets.token_hex(12), make_ca(Path(folder)))
-        cluster.start()
-        try:
-            env = {**service_env, "REDIS_URL": cluster.url, "API_RATE_LIMIT": "1000/minute"}
-            settings = load_settings(env)
-            assert settings.redis.safe_url.startswith("rediss+cluster://127.0.0.1:")
-            api = api_factory(settings)
-            worker_factory(**env)
-            for index in range(10):
-                assert _post(api, index, "tls").status_code == 202
-            wait_until(lambda: _subjects(smtp_server, 10), timeout=30)
-            listed = run_postbox(env, "dlq", "list", "--json")
-            assert listed.returncode == 0, listed.stderr
-            # Plain TCP to a node gets nowhere: the queue really is behind TLS.
-            with cluster.client(cluster.master_of(TAG)) as client:
-                assert client.exists(f"bull:{TAG}:meta")
-        finally:
-            cluster.stop()
+    with _running_cluster(ca=True) as cluster:
+        env = {**service_env, "REDIS_URL": cluster.url, "API_RATE_LIMIT": "1000/minute"}
+        settings = load_settings(env)
+        assert settings.redis.safe_url.startswith("rediss+cluster://127.0.0.1:")
+        api = api_factory(settings)
+        worker = worker_factory(**env)
+        for index in range(10):
+            assert _post(api, index, "tls").status_code == 202
+        wait_until(lambda: _subjects(smtp_server, 10), timeout=30)
+        listed = run_postbox(env, "dlq", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        with cluster.client(cluster.master_of(TAG)) as client:
+            assert client.exists(f"bull:{TAG}:meta")
+        # Before the cluster goes: a worker cut off from Redis waits out its stop timeout.
+        worker.stop()
+        api.close()
