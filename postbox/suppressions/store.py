@@ -133,20 +133,38 @@ class SuppressionStore:
         return await self._load(cast(list[str], names))
 
     async def suppressed(self, sender_domain: str, recipients: list[str]) -> list[str]:
-        """The recipients one email from `sender_domain` must not go to: one HMGET of two
-        fields per recipient (the worker's check: a few recipients, and no script call, the
-        worker's costliest kind of Redis call, added to each job)."""
-        names = [member(r, scope) for r in recipients for scope in (GLOBAL, sender_domain)]
+        """The recipients one email from `sender_domain` must not go to."""
+        [found] = await self.suppressed_each([(sender_domain, recipients)])
+        return found
+
+    async def suppressed_each(self, emails: Sequence[tuple[str, list[str]]]) -> list[list[str]]:
+        """Per (sender domain, recipients), the recipients suppressed: one HMGET of two
+        fields per recipient for all of them (the worker's check of the jobs it is about to
+        send: a few recipients each, and no script call, the worker's costliest kind of
+        Redis call)."""
+        names = [
+            member(r, scope)
+            for domain, rcpts in emails
+            for r in rcpts
+            for scope in (GLOBAL, domain)
+        ]
         if not names:
-            return []
+            return [[] for _ in emails]
         found = cast(list[str | None], await self._client.hmget(self._keys[0], names))
         now = datetime.now(UTC)
-        hits = {
-            name.partition(" ")[0]
-            for name, value in zip(names, found, strict=True)
-            if value is not None and not loads(value).expired(now)
-        }
-        return [r for r in recipients if r in hits]
+        hit = [value is not None and not loads(value).expired(now) for value in found]
+        result: list[list[str]] = []
+        position = 0
+        for _, rcpts in emails:
+            result.append(
+                [
+                    r
+                    for n, r in enumerate(rcpts)
+                    if any(hit[position + 2 * n : position + 2 * n + 2])
+                ]
+            )
+            position += 2 * len(rcpts)
+        return result
 
     async def suppressed_many(self, emails: Sequence[tuple[str, list[str]]]) -> list[list[str]]:
         """Per (sender domain, recipients), the recipients suppressed: one call for all."""

@@ -1,10 +1,12 @@
 """The worker's side of the suppression list: the last look before a transaction.
 
 An address suppressed after its email was accepted (a bounce or a complaint about an
-earlier email, an unsubscribe) must not get it: right before the send, one HMGET says which
+earlier email, an unsubscribe) must not get it: right before the send, an HMGET says which
 pending recipients are now suppressed; they are left out, and an email left with nobody
 completes without a transaction, with its record and `email.suppressed` event written in
-the completion's own transaction.
+the completion's own transaction. The jobs of a worker that come to this check while one
+HMGET is in flight share the next (group commit): one HMGET per job was ~16 % of a
+draining worker's busy time (bench.profile, 20,000 jobs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import redis.asyncio as redis
 
 from postbox.config.suppressions import SuppressionSettings
+from postbox.group_commit import GroupCommit
 from postbox.queue.connection import UNAVAILABLE_ERRORS
 from postbox.queue.consumer import EmailJob
 from postbox.queue.events import sender_domain
@@ -38,6 +41,9 @@ class SuppressionGate:
         settings: SuppressionSettings,
     ) -> None:
         self._store = SuppressionStore(client, queue_name)
+        self._lookups: GroupCommit[tuple[str, list[str]], list[str]] = GroupCommit(
+            self._store.suppressed_each
+        )
         self._records = SuppressedRecords(client, queue_name, record_ttl_seconds)
         self._settings = settings
 
@@ -48,14 +54,14 @@ class SuppressionGate:
         (in a 15 s cut, failing here spent attempts on 15 of 1,500 emails and turned some
         into dead letters). The lock's confirmation is what waits (it retries until Redis
         answers, and raises `LockLost` if the lock went meanwhile)."""
-        domain = sender_domain(job.data)
+        asked = (sender_domain(job.data), pending)
         for _ in range(_OUTAGE_RETRIES):
             try:
-                return await self._store.suppressed(domain, pending)
+                return await self._lookups.submit(asked)
             except UNAVAILABLE_ERRORS as exc:
                 logger.warning("Email %s: suppression list unreadable (%s); waiting", job.id, exc)
                 await job.confirm_lock()
-        return await self._store.suppressed(domain, pending)
+        return await self._lookups.submit(asked)
 
     def sent_to_nobody(self, job: EmailJob, suppressed: list[str]) -> RecordWrite:
         """The write that goes with the completion of a job sent to nobody."""
