@@ -34,7 +34,7 @@ END_MS = 1_764_000_000_000
 START_MS = END_MS - 30 * DAY_MS
 RECIPIENTS = 50_000
 TAGS = 200
-# Each email's status; its tag rows carry it too (migration 0003). Status and tag are
+# Each email's status; its tag rows carry it too (migration 0004). Status and tag are
 # correlated (n % 5 and n % 200): for 3 tags in 5 no email is failed, the hard case of a
 # status within a tag, where a page must find that nothing matches.
 STATUS = "(ARRAY['sent','sent','sent','failed','queued'])[1 + n % 5]"

@@ -41,6 +41,7 @@ recipients = Table(
     Column("status", Text, nullable=False),
     Column("status_seq", BigInteger, nullable=False),
     Column("reply", Text),
+    Column("relay", Text),  # migration 0003
 )
 
 tags = Table(
@@ -49,7 +50,7 @@ tags = Table(
     Column("email_id", Text, primary_key=True),
     Column("tag", Text, primary_key=True),
     Column("created_ms", BigInteger, nullable=False),
-    # The email's status, for a status within a tag (migration 0003).
+    # The email's status, for a status within a tag (migration 0004).
     Column("status", Text, nullable=False),
     Column("status_seq", BigInteger, nullable=False),
 )

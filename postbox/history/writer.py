@@ -122,7 +122,8 @@ def _email_merge(table: Table, new: Any) -> dict[str, Any]:
 
 def _recipient_merge(table: Table, new: Any) -> dict[str, Any]:
     merged = {name: _newer(table, new, name) for name in ("status", "reply", "status_seq")}
-    return {**merged, "created_ms": _earliest(table, new)}
+    relay = func.coalesce(table.c.relay, new.relay)  # as records.merge_recipient
+    return {**merged, "created_ms": _earliest(table, new), "relay": relay}
 
 
 def _tag_merge(table: Table, new: Any) -> dict[str, Any]:

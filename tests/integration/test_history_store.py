@@ -69,8 +69,12 @@ def _lifecycle(n: int) -> list[tuple[Event, str]]:
             {"address": f"user{n % 7}@example.org", "status": "accepted", "reply": "250 ok"},
             {"address": "copy@example.org", "status": "refused", "reply": "550 no"},
         ]
-        sent = _event(n, "email.sent", ms + 10, attempt=1, recipients=recipients, reply="250")
-        return [queued, sent]
+        sent = _event(
+            n, "email.sent", ms + 10, attempt=1, recipients=recipients, reply="250", relay="bulk"
+        )
+        # A bounce report after the 250: it names no relay, the recipient keeps its own.
+        bounced = _event(n, "email.bounced", ms + 30, to=[f"user{n % 7}@example.org"])
+        return [queued, sent, bounced]
     deferred = _event(n, "email.deferred", ms + 10, attempt=1, reply="451 later")
     failed = _event(n, "email.failed", ms + 20, attempt=2, reply="550 gone")
     return [queued, deferred, failed]
@@ -103,10 +107,10 @@ def test_rows_are_the_same_written_twice_and_in_any_order(engine) -> None:
     assert sent is not None and failed is not None
     assert sent.row["status"] == "sent" and sent.row["subject"] == "Subject 0"
     assert sent.recipients == [
-        {"address": "copy@example.org", "status": "refused", "reply": "550 no"},
-        {"address": "user0@example.org", "status": "accepted", "reply": "250 ok"},
+        {"address": "copy@example.org", "status": "refused", "reply": "550 no", "relay": None},
+        {"address": "user0@example.org", "status": "bounced", "reply": None, "relay": "bulk"},
     ]
-    assert [e["type"] for e in sent.events] == ["email.queued", "email.sent"]
+    assert [e["type"] for e in sent.events] == ["email.queued", "email.sent", "email.bounced"]
     assert failed.row["status"] == "failed" and failed.row["attempts"] == 2
     assert {r["status"] for r in failed.recipients} == {"failed"}
     assert failed.to_json()["accepted_at"] == "2025-10-09T08:53:21.000Z"
@@ -187,14 +191,14 @@ def test_declared_tables_match_the_migrations(engine) -> None:
 
 
 def test_the_tag_status_migration_fills_the_tags_already_written(database_url) -> None:
-    """0003 gives the tag rows written before it their email's status."""
+    """0004 gives the tag rows written before it their email's status."""
     made = create_history_engine(HistorySettings(database_url=database_url))
     with made.begin() as connection:
         connection.exec_driver_sql(
             "CREATE TABLE history_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
         )
-        for version, name, sql in migration_files()[:2]:
+        for version, name, sql in migration_files()[:3]:
             for statement in statements(sql):
                 connection.exec_driver_sql(statement)
             connection.execute(
@@ -205,7 +209,7 @@ def test_the_tag_status_migration_fills_the_tags_already_written(database_url) -
             "NULL, '[\"x\"]', NULL, 'failed', 42, 2, 1, NULL, 0, NULL, 5, NULL, '550')"
         )
         connection.exec_driver_sql("INSERT INTO history_tags VALUES ('e1', 'x', 1)")
-    assert migrate(made) == ["0003_search.sql"]
+    assert migrate(made) == ["0004_search.sql"]
     assert _tags_off_status(made) == 0
     assert _all_pages(made, tag="x", status="failed") == ["e1"]
     made.dispose()
