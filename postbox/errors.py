@@ -129,6 +129,8 @@ class DeliveryError(PostboxError):
     def __init__(self, message: str, smtp_code: int | None = None) -> None:
         super().__init__(message)
         self.smtp_code = smtp_code
+        # The relay that answered, once the relays know it (workers/relays.py).
+        self.relay: str | None = None
 
 
 class TemporaryDeliveryError(DeliveryError):

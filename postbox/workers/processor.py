@@ -34,7 +34,7 @@ from postbox.workers.failures import is_permanent
 from postbox.workers.metrics import WorkerMetrics
 from postbox.workers.rate_limit import SendRateLimiter
 from postbox.workers.relays import Delivery, Relays, Route
-from postbox.workers.smtp_pool import SendResult
+from postbox.workers.smtp_pool import Reply, SendResult
 from postbox.workers.suppression_gate import SuppressionGate
 from postbox.workers.verp_sender import VerpSender
 
@@ -116,7 +116,7 @@ class EmailProcessor:
                 return self._sent_to_nobody(job, entry, suppressed)
         if self._relays.routed:
             return await self._deliver_routed(job, entry, pending, suppressed)
-        result = await self._send(job, pending)
+        result = await self._send(job, pending, reached=bool(entry.accepted))
         return await self._settle(job, entry, pending, result, suppressed=suppressed)
 
     def _sent_to_nobody(
@@ -140,14 +140,14 @@ class EmailProcessor:
         *parts, (route, last) = self._relays.split(job.data["envelope_from"], pending)
         earlier = EarlierParts()
         for relays, recipients in parts:
-            delivery = await self._send(job, recipients, relays)
+            delivery = await self._send(job, recipients, relays, reached=bool(entry.accepted))
             accepted, rejected, deferred = _answers(recipients, delivery.result)
             attempt = self._attempt(job, "part_sent", None, reply=delivery.result.reply)
             attempt.update(relay=delivery.relay, recipients=recipients)
             await self._journal.record(job.id, accepted, rejected, attempt)
             entry = entry.merged(accepted, rejected, delivery.relay)
             earlier.deferred.update(deferred)
-        delivery = await self._send(job, last, route)
+        delivery = await self._send(job, last, route, reached=bool(entry.accepted))
         return await self._settle(job, entry, last, delivery, earlier, suppressed=suppressed)
 
     def _journalled(self, job: EmailJob, entry: JournalEntry) -> Completion:
@@ -169,8 +169,11 @@ class EmailProcessor:
         return Completion(self._result(entry, None, relay), (settle,))
 
     async def _send(
-        self, job: EmailJob, pending: list[str], route: Route | None = None
+        self, job: EmailJob, pending: list[str], route: Route | None = None, *, reached: bool
     ) -> Delivery:
+        """Send to `pending`; `reached`: other recipients have the email already (from an
+        earlier run or part), so a refusal of the message for good is these recipients'
+        refusal, settled as such, not the email's failure."""
         data = job.data
         limiter = self._limiter
 
@@ -205,6 +208,9 @@ class EmailProcessor:
             raise Postponed(retry_at_ms(), str(exc)) from exc
         except DeliveryError as exc:
             permanent = isinstance(exc, PermanentDeliveryError)
+            if reached and exc.error_class == PermanentDeliveryError.error_class and exc.smtp_code:
+                refused = {r: Reply(exc.smtp_code, str(exc)) for r in pending}
+                return Delivery(exc.relay or self._relays.all[0].name, SendResult(None, refused))
             if permanent and exc.smtp_code and len(pending) == 1:
                 # A refusal of DATA speaks for the message's one recipient only then.
                 await self._feed(job, {pending[0]: str(exc)})

@@ -158,8 +158,9 @@ class Relays:
                 continue
             except OutcomeUnknown:
                 raise  # no answer, and the relay may have the message: no failover
-            except DeliveryError:
+            except DeliveryError as exc:
                 relay.circuit.record_success()
+                exc.relay = relay.name
                 raise
             relay.circuit.record_success()
             return Delivery(relay.name, result)
@@ -182,8 +183,9 @@ class Relays:
             raise
         except OutcomeUnknown:
             raise
-        except DeliveryError:
+        except DeliveryError as exc:
             relay.circuit.record_success()
+            exc.relay = relay.name
             raise
         relay.circuit.record_success()
         return Delivery(relay.name, result)

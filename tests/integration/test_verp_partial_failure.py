@@ -152,12 +152,6 @@ def test_the_first_recipient_refused_for_good_does_not_stop_the_others(
 REFUSED_ON_THE_RETRY = ["451 4.3.0 Try again later"] + ["554 5.7.1 Message refused"] * 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a re-run whose every pending recipient is refused for good raises from the send "
-    "and fails the email, though the journal has an earlier run's acceptance: the processor's "
-    "gap, VERP or not (EmailProcessor._send records it as the email's failure)",
-)
 @pytest.mark.parametrize(
     ("smtp_server", "env"),
     [
