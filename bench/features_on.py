@@ -38,6 +38,8 @@ from postbox.webhooks.secret_box import SecretBox
 
 KEY = secrets.token_hex(32)
 SETTLE_TIMEOUT_SECONDS = 180
+# As the main drains' rate-limited row: far above any drain rate here, so it never postpones.
+RATE_LIMIT = "20000/second"
 # The dispatcher and the recorder read the stream from these lines on.
 READY_LOGS = ("postbox.webhooks.dispatcher: Webhook dispatcher", "History recorder")
 
@@ -142,7 +144,12 @@ def _row(result: DrainResult, database: str, extras: dict[str, Any]) -> dict[str
 
 
 def _one(
-    setup: Setup, emails: list[Any], saved: dict[str, str], database: str, url: str
+    setup: Setup,
+    emails: list[Any],
+    saved: dict[str, str],
+    database: str,
+    url: str,
+    rate_limit: str | None = None,
 ) -> dict[str, Any]:
     run = _FeaturesRun(setup, saved, len(emails))
     extra = {
@@ -150,38 +157,46 @@ def _one(
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         "DATABASE_URL": url,
     }
+    if rate_limit is not None:
+        extra["EMAIL_RATE_LIMIT"] = rate_limit
     hooks = DrainHooks(run.before_fill, run.after_fill, run.settle, READY_LOGS)
     try:
-        label = f"features-{database}"
+        label = f"features-{database}" + ("-rate-limited" if rate_limit else "")
         result = drain_postbox_hooked(setup, emails, label, None, hooks, extra)
-        return _row(result, database, run.figures())
+        return {**_row(result, database, run.figures()), "rate_limit": rate_limit}
     finally:
         run.stop()
 
 
 def run_features_rows(setup: Setup, tag: str, jobs: int, entries: int) -> dict[str, Any]:
-    """The drain with every feature on: into SQLite, then PostgreSQL when it is installed."""
+    """The drain with every feature on: into SQLite, then PostgreSQL when it is installed,
+    then into the last of them again (a fresh database) with EMAIL_RATE_LIMIT too."""
     emails = prepare_many(f"{tag}-features", jobs)
     saved = _import_list(setup, "features-list", entries)
-    rows = [_one(setup, emails, saved, "sqlite", f"sqlite:///{setup.work_dir / 'history.db'}")]
+    sqlite = f"sqlite:///{setup.work_dir / 'history.db'}"
+    rows = [_one(setup, emails, saved, "sqlite", sqlite)]
     notes = [
         f"features on: send journal, events (1 endpoint on `*`, local receiver), history,"
         f" {len(saved):,} suppressed addresses; CPU all in = worker tree (workers, webhook"
-        f" dispatcher, history recorder) + Redis, until the consumers caught up"
+        f" dispatcher, history recorder) + Redis, until the consumers caught up;"
+        f" rate-limited: EMAIL_RATE_LIMIT={RATE_LIMIT} (never postpones; what checking costs)"
     ]
     if not (PG_BIN / "initdb").exists():
         notes.append(f"no PostgreSQL row: {PG_BIN}/initdb is not installed")
+        again = f"sqlite:///{setup.work_dir / 'history-rate-limited.db'}"
+        rows.append(_one(setup, emails, saved, "sqlite", again, RATE_LIMIT))
         return {"runs": rows, "notes": notes}
     server = PostgresServer()
     try:
         try:
             server.init()
             server.start()
-            url = server.create_database("history")
+            urls = [server.create_database(name) for name in ("history", "history_limited")]
         except RuntimeError as error:  # the cluster's own failure, not Postbox's: say so
             notes.append(f"no PostgreSQL row: {error}")
             return {"runs": rows, "notes": notes}
-        rows.append(_one(setup, emails, saved, "postgresql", url))
+        rows.append(_one(setup, emails, saved, "postgresql", urls[0]))
+        rows.append(_one(setup, emails, saved, "postgresql", urls[1], RATE_LIMIT))
     finally:
         server.remove()
     return {"runs": rows, "notes": notes}

@@ -157,7 +157,7 @@ def features_lines(results: dict[str, Any]) -> list[str]:
         return []
     rows = [
         [
-            f"defaults, {r['database']}",
+            f"defaults, {r['database']}" + (", rate-limited" if r.get("rate_limit") else ""),
             _num(r["emails_per_s"]),
             f"{r['cpu_s_per_1000']:.3f}",
             f"{r['redis_cpu_s_per_1000']:.3f}",
@@ -177,7 +177,8 @@ def features_lines(results: dict[str, Any]) -> list[str]:
     for r in features["runs"]:
         if peer and peer["emails_per_s"]:
             ratio = r["emails_per_s"] / peer["emails_per_s"]
-            name = f"features on ({r['database']})"
+            limited = " + rate limiter" if r.get("rate_limit") else ""
+            name = f"features on ({r['database']}){limited}"
             lines.insert(-1, f"  {name} / Node peer, 2 processes: {ratio:.2f}x")
     lines[-1:-1] = [f"  {note}" for note in features["notes"]]
     return lines
