@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import click
 from prometheus_client.multiprocess import mark_process_dead
 
-from postbox import cli_deliveries, cli_emails, cli_standalone, cli_suppressions, cli_webhooks
+from postbox import (
+    cli_deliveries,
+    cli_emails,
+    cli_queue,
+    cli_standalone,
+    cli_suppressions,
+    cli_webhooks,
+)
 from postbox.cli_redis import run_command
 from postbox.config import Settings, load_settings
 from postbox.config.api_keys import config_entry, new_key
@@ -446,6 +453,7 @@ def bounces() -> None:
 
 
 cli.add_command(cli_standalone.standalone)
+cli.add_command(cli_queue.queue)
 
 
 def main() -> None:

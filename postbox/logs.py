@@ -86,6 +86,7 @@ def secret_values(settings: Settings) -> list[str]:
         redis_password,
         sentinel.password if sentinel else None,
         sentinel.redis_password if sentinel else None,
+        settings.redis.cluster.password if settings.redis.cluster else None,
         settings.api.secret_key,
         settings.webhooks.encryption_key,
         settings.history.password,

@@ -148,20 +148,33 @@ print(len(counts), sum(counts.values()))
 PY
 }
 
-# exactly_once INBOX RUN EXPECTED TIMEOUT: wait for EXPECTED distinct emails, none twice;
-# prints the seconds it waited.
-exactly_once() {
+# since START: seconds (one decimal) from START (`date +%s.%N`) to now.
+since() { python3 -c "import time,sys; print(round(time.time() - float(sys.argv[1]), 1))" "$1"; }
+
+# wait_delivered INBOX RUN EXPECTED TIMEOUT: wait for EXPECTED distinct emails of RUN;
+# prints "distinct total" (total counts an email sent twice twice).
+wait_delivered() {
     local inbox=$1 run=$2 expected=$3 timeout=$4 start distinct total
-    start=$(date +%s.%N)
+    start=$(date +%s)
     while :; do
         read -r distinct total < <(delivered "$inbox" "$run")
         ((distinct >= expected)) && break
-        (($(date +%s) - ${start%.*} > timeout)) && fail "$run: $distinct of $expected delivered after ${timeout}s"
+        (($(date +%s) - start > timeout)) && fail "$run: $distinct of $expected delivered after ${timeout}s"
         sleep 1
     done
-    ((total == distinct)) || fail "$run: $((total - distinct)) emails delivered twice"
-    ((distinct == expected)) || fail "$run: $distinct delivered, $expected accepted"
-    python3 -c "import time,sys; print(round(time.time() - float(sys.argv[1]), 1))" "$start"
+    echo "$distinct $total"
+}
+
+# exactly_once INBOX RUN EXPECTED TIMEOUT: wait for EXPECTED distinct emails, none twice;
+# prints the seconds it waited.
+exactly_once() {
+    local start found distinct total
+    start=$(date +%s.%N)
+    found=$(wait_delivered "$@") || exit 1 # errexit is off in a $(...) that calls us
+    read -r distinct total <<<"$found"
+    ((total == distinct)) || fail "$2: $((total - distinct)) emails delivered twice"
+    ((distinct == $3)) || fail "$2: $distinct delivered, $3 accepted"
+    since "$start"
 }
 
 wait_healthy() { # URL TIMEOUT
@@ -257,7 +270,7 @@ docker run -d --name "$SINK" "$(awk '/image: axllent/ {print $2}' docker-compose
 SINK_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$SINK")
 set_env SMTP_HOST "$SINK_IP"
 # A send rate below the intake, so that the restart finds a queue; and a longer bound on a
-# request's wait in the API's accept queue than the 1 s default, which sheds load (503
+# request's wait in the API's accept queue than the 250 ms default, which sheds load (503
 # overloaded) when the CI machine's cores are busy with other work: not what is tested here.
 echo "EMAIL_RATE_LIMIT=40/second" >>.env
 echo "API_MAX_QUEUE_WAIT_MS=10000" >>.env
@@ -332,22 +345,24 @@ figure "an API replica stopped under load: 0 of 2,000 requests failed, $(shed "$
 loadgen kill-worker 2000 &
 load=$!
 sleep 8
+killed_at=$(date +%s.%N) # the block's first command kills
 run_block kill-worker
 wait "$load"
 accepted=$(field "$WORK/kill-worker.json" accepted)
-waited=$(exactly_once "$INBOX" kill-worker "$accepted" 180) || {
-    read -r distinct total < <(delivered "$INBOX" kill-worker)
-    ((distinct == accepted)) || fail "kill-worker: $distinct of $accepted delivered"
-    figure "kill-worker: $((total - distinct)) sent twice (the crash window, README Guarantees)"
-    waited=?
-}
+# Some of the killed worker's emails may go twice (the crash window between the relay's 250
+# and the journal write, README Guarantees): counted, not a failure; none may be lost.
+found=$(wait_delivered "$INBOX" kill-worker "$accepted" 180)
+waited=$(since "$killed_at")
+read -r distinct total <<<"$found"
+((distinct == accepted)) || fail "kill-worker: $distinct delivered, $accepted accepted"
+((total == distinct)) || figure "kill-worker: $((total - distinct)) sent twice (the crash window, README Guarantees)"
 figure "a worker SIGKILLed: all $accepted emails delivered by the others, the last ${waited} s after the kill"
 
 # Redis restarted: no 503 once it has been back (answering, its file loaded) for 2 s.
 run_block restart-redis
 t0=$(date +%s.%N)
 until [[ $(docker compose exec -T redis redis-cli ping 2>/dev/null) == PONG ]]; do sleep 0.2; done
-figure "Redis answered again $(python3 -c "import time,sys; print(round(time.time() - float(sys.argv[1]), 1))" "$t0") s after docker compose restart returned"
+figure "Redis answered again $(since "$t0") s after docker compose restart returned"
 sleep 2
 loadgen after-redis 500 --wait 120
 [[ $(field "$WORK/after-redis.json" "errors_by_kind.get('503 queue_unavailable', 0) + errors - errors_by_kind.get('503 overloaded', 0)") == 0 ]] || fail "after the Redis restart: $(cat "$WORK/after-redis.json")"

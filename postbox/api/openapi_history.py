@@ -26,6 +26,11 @@ class HistoryRecipientSchema(Schema):
     address = _Str(required=True)
     status = _Str(required=True)
     reply = _nullable()
+    relay = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The relay that accepted it (SMTP_RELAYS' name), or null."},
+    )
 
 
 class HistoryEmailSchema(Schema):

@@ -141,8 +141,10 @@ SCHEMAS: dict[str, Any] = {
         "error_class": None,
         "delivery": {
             "smtp_reply": "250 2.0.0 Ok: queued as 4C1F2",
+            "relay": "default",
             "accepted": ["ann@example.org"],
             "refused": {},
+            "relays": {"ann@example.org": "default"},
         },
         "history": [{"at": _AT, "outcome": "sent", "smtp_code": 250}],
     },
@@ -198,6 +200,7 @@ SCHEMAS: dict[str, Any] = {
                         "address": "ann@example.org",
                         "status": "accepted",
                         "reply": "250 2.0.0 Ok: queued as 4C1F2",
+                        "relay": "default",
                     }
                 ],
                 "subject": "Your order 1234",

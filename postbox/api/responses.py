@@ -41,6 +41,16 @@ class DeliverySchema(Schema):
     relay = _nullable()
     accepted = fields.List(_Str(), required=True)
     refused = fields.Dict(keys=_Str(), values=_Str(), required=True)
+    relays = fields.Dict(
+        keys=_Str(),
+        values=_Str(),
+        required=True,
+        metadata={
+            "description": "Per accepted recipient, the relay that accepted it (an email split "
+            "over SMTP_ROUTES goes through several); empty when the record no longer lists "
+            "the recipients."
+        },
+    )
     suppressed = fields.List(
         _Str(), metadata={"description": "Recipients on the suppression list."}
     )

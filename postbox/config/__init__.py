@@ -1,6 +1,7 @@
 """Configuration: every setting comes from the environment, read once by `load_settings`."""
 
 from postbox.config.api_keys import ApiKey, find_key, key_digest
+from postbox.config.redis_cluster import ClusterSettings
 from postbox.config.redis_ha import ReplicaAck, SentinelSettings
 from postbox.config.settings import (
     ApiSettings,
@@ -18,6 +19,7 @@ from postbox.config.webhooks import WebhookSettings
 __all__ = [
     "ApiKey",
     "ApiSettings",
+    "ClusterSettings",
     "EmailLimits",
     "RedisSettings",
     "ReplicaAck",

@@ -27,6 +27,12 @@ from postbox.config.rate_limits import (
     parse_domain_rate_limits,
     parse_rate_limit,
 )
+from postbox.config.redis_cluster import (
+    ClusterSettings,
+    hash_tagged,
+    is_cluster_url,
+    parse_cluster_url,
+)
 from postbox.config.redis_ha import (
     ReplicaAck,
     SentinelSettings,
@@ -65,11 +71,15 @@ class RedisSettings:
     intake_memory_percent: int = 95
     # Set: the primary is found through Sentinel, and `url` is not used (redis_ha.py).
     sentinel: SentinelSettings | None = None
+    # Set (REDIS_URL=redis+cluster://...): `url` is not used, `queue_name` is hash-tagged.
+    cluster: ClusterSettings | None = None
     ack: ReplicaAck = field(default_factory=ReplicaAck)
 
     @property
     def safe_url(self) -> str:
         """Where the queue is (the URL with any password replaced), for logs and errors."""
+        if self.cluster:
+            return self.cluster.describe()
         return self.sentinel.describe() if self.sentinel else redact_url(self.url)
 
 
@@ -313,9 +323,20 @@ def _smtp_security(value: str) -> SmtpSecurity:
 
 
 def _load_redis(env: _Env) -> RedisSettings:
+    cluster = None
+    url = RedisSettings.url
+    if is_cluster_url(env.raw("REDIS_URL")):
+        cluster = env.get("REDIS_URL", None, parse_cluster_url, "not a redis+cluster:// URL")
+    else:
+        url = env.get("REDIS_URL", RedisSettings.url, _redis_url, "not a Redis URL")
+    if cluster:
+        queue_name = env.get("QUEUE_NAME", hash_tagged("email"), _tagged_name, "not a name")
+    else:
+        queue_name = env.get("QUEUE_NAME", "email", _queue_name, "not a queue name")
     return RedisSettings(
-        url=env.get("REDIS_URL", RedisSettings.url, _redis_url, "not a Redis URL"),
-        queue_name=env.get("QUEUE_NAME", "email", _queue_name, "not a queue name"),
+        url=url,
+        queue_name=queue_name,
+        cluster=cluster,
         intake_memory_percent=env.get(
             "REDIS_INTAKE_MEMORY_PERCENT", 95, _percent, "not a percentage"
         ),
@@ -358,6 +379,10 @@ def _queue_name(value: str) -> str:
     if ":" in value or not value.isprintable() or " " in value:
         raise ValueError("must not contain ':' or spaces")
     return value
+
+
+def _tagged_name(value: str) -> str:
+    return hash_tagged(_queue_name(value))
 
 
 def _load_smtp(env: _Env) -> SmtpSettings:

@@ -95,15 +95,18 @@ def email_row(event: Event) -> Row:
 
 
 def recipient_rows(event: Event) -> list[Row]:
-    """Each recipient's outcome as this event tells it."""
-    answers: dict[str, tuple[str, str | None]] = {}
+    """Each recipient's outcome as this event tells it, with the relay that accepted it
+    (email.sent names it per recipient when the email was split over relays)."""
+    answers: dict[str, tuple[str, str | None, str | None]] = {}
     if event.type == events.SENT:
         for item in event.data.get("recipients") or []:
-            answers[item["address"]] = (item["status"], item.get("reply"))
+            accepted = item["status"] == "accepted"
+            relay = (item.get("relay") or event.data.get("relay")) if accepted else None
+            answers[item["address"]] = (item["status"], item.get("reply"), relay)
     else:
         outcome = RECIPIENT_STATUS_OF.get(event.type, "pending")
         for address in event.data.get("to") or []:
-            answers[address] = (outcome, event.data.get("reply"))
+            answers[address] = (outcome, event.data.get("reply"), None)
     ms = event_ms(event)
     return [
         {
@@ -113,8 +116,9 @@ def recipient_rows(event: Event) -> list[Row]:
             "status": status,
             "status_seq": event.sequence,
             "reply": reply,
+            "relay": relay,
         }
-        for address, (status, reply) in answers.items()
+        for address, (status, reply, relay) in answers.items()
     ]
 
 
@@ -146,9 +150,11 @@ def merge_email(old: Row, new: Row) -> Row:
 
 
 def merge_recipient(old: Row, new: Row) -> Row:
-    """Two rows of one recipient merged."""
+    """Two rows of one recipient merged. The relay is the one an event named: a later
+    event (a bounce report) names none, and a recipient accepted once is never sent again."""
     merged = dict(new if new["status_seq"] > old["status_seq"] else old)
     merged["created_ms"] = min(old["created_ms"], new["created_ms"])
+    merged["relay"] = old["relay"] if old["relay"] is not None else new["relay"]
     return merged
 
 

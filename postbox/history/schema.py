@@ -41,6 +41,7 @@ recipients = Table(
     Column("status", Text, nullable=False),
     Column("status_seq", BigInteger, nullable=False),
     Column("reply", Text),
+    Column("relay", Text),  # migration 0003
 )
 
 tags = Table(

@@ -95,7 +95,7 @@ def load_records(connection: Connection, ids: list[str], with_events: bool) -> l
     for recipient in connection.execute(query.order_by(recipients.c.address)).mappings():
         per_email[recipient["email_id"]].append(
             {"address": recipient["address"], "status": recipient["status"],
-             "reply": recipient["reply"]}
+             "reply": recipient["reply"], "relay": recipient["relay"]}
         )  # fmt: skip
     timelines: dict[str, list[dict[str, Any]]] = {email_id: [] for email_id in rows}
     if with_events:

@@ -76,6 +76,7 @@ def _upsert_recipients(
     merged["created_ms"] = case(
         (new.created_ms < table.c.created_ms, new.created_ms), else_=table.c.created_ms
     )
+    merged["relay"] = func.coalesce(table.c.relay, new.relay)  # as records.merge_recipient
     upsert = statement.on_conflict_do_update(index_elements=["email_id", "address"], set_=merged)
     connection.execute(upsert, rows)
 

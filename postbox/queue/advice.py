@@ -14,13 +14,18 @@ The relay rules read what the live workers publish in their heartbeats
 (postbox/queue/relay_health.py): a worker whose circuit is open (or half open, after a
 probe and before a send got through) is down on the relay, so the advice names an outage,
 a stall or a refused password within one heartbeat, while the emails are still postponed
-and long before any would show in the failure rate.
+and long before any would show in the failure rate. A relay that cannot be used as
+configured (TLS that cannot be agreed on, a certificate that does not verify) fails its
+emails as dead letters of class `config` instead, and the newest dead letters show it. Each
+relay advice says what to check for the error at hand (relay_hints.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from postbox.queue.relay_hints import what_to_check
 
 WAITING_THRESHOLD = 100
 WAITING_SECONDS = 300
@@ -48,6 +53,9 @@ class RelayFigures:
     # error), and those still up, which carry the mail meanwhile.
     down_relay: dict[str, Any] | None = None
     up_relays: tuple[str, ...] = ()
+    # Dead letters of class `config` among the newest, and the newest one's reason.
+    config_dead_letters: int = 0
+    config_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
     relay = stats["relay"]["workers"]
     relays = stats["relay"].get("relays", [])
     down = [r for r in relays if r["workers_down"]]
+    dead_letters = stats.get("dead_letters", {})
     return Figures(
         now_ms=now_ms,
         waiting=stats["counts"]["waiting"],
@@ -109,6 +118,8 @@ def figures(stats: dict[str, Any], now_ms: int, rate_limit_per_second: float | N
             auth_error=relay["auth_error"],
             down_relay=down[0] if down and len(relays) > 1 else None,
             up_relays=tuple(r["name"] for r in relays if not r["workers_down"]),
+            config_dead_letters=dead_letters.get("by_class", {}).get("config", 0),
+            config_error=dead_letters.get("latest_config_error"),
         ),
         redis_used_memory=stats.get("redis", {}).get("used_memory", 0),
         redis_maxmemory=stats.get("redis", {}).get("maxmemory", 0),
@@ -122,6 +133,7 @@ def advise(found: Figures) -> list[Advice]:
         _redis_memory,
         _relay_config_error,
         _relay_unavailable,
+        _relay_misconfigured,
         _no_workers,
         _rate_limit_saturated,
         _add_workers,
@@ -197,7 +209,7 @@ def _relay_unavailable(found: Figures) -> Advice | None:
             "relay_unavailable",
             f"Relay {down['name']} ({down['address']}) unreachable for {_duration(seconds)} "
             f"({down['last_error']}): mail is flowing through {_names(relay.up_relays)} only. "
-            "Check the relay and the network to it.",
+            + what_to_check(down["last_error"], down["address"]),
             "relay_down_seconds",
             seconds,
             0,
@@ -205,10 +217,26 @@ def _relay_unavailable(found: Figures) -> Advice | None:
     return Advice(
         "relay_unavailable",
         f"Relay {relay.address} unreachable for {seconds:.0f} s ({relay.last_error}): emails "
-        "are postponed, not failed; the workers probe it and resume by themselves. Check the "
-        "relay and the network to it.",
+        "are postponed, not failed; the workers probe it and resume by themselves. "
+        + what_to_check(relay.last_error, relay.address),
         "relay_down_seconds",
         seconds,
+        0,
+    )
+
+
+def _relay_misconfigured(found: Figures) -> Advice | None:
+    relay = found.relay
+    if relay.config_dead_letters == 0:
+        return None
+    return Advice(
+        "relay_misconfigured",
+        f"{relay.config_dead_letters} of the newest dead letters failed because the relay "
+        f"cannot be used as configured ({relay.config_error}); nothing of them was sent. "
+        f"{what_to_check(relay.config_error)} Then requeue them: "
+        "`postbox dlq retry --all --error-class config`.",
+        "config_dead_letters",
+        relay.config_dead_letters,
         0,
     )
 

@@ -13,7 +13,9 @@ races one, and no timeout is armed per command).
 Every pool goes to REDIS_URL, or, with REDIS_SENTINELS, to whichever Redis the Sentinels
 name primary when a connection is opened (`_engine/sentinel_pools.py`): a failover breaks
 the connections to the old primary, and the next ones go to the new one, in every process
-(API, workers, rate limiters, registry, dashboard, CLI) without a restart.
+(API, workers, rate limiters, registry, dashboard, CLI) without a restart. With
+REDIS_URL=redis+cluster://..., every pool goes to the cluster master serving the queue's
+hash tag, found the same way on every new connection (`_engine/slot_pools.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from postbox.config import RedisSettings
 from postbox.errors import QueueFull, QueueUnavailable
-from postbox.queue._engine import sentinel_pools
+from postbox.queue._engine import sentinel_pools, slot_pools
 from postbox.queue._engine.hiredis_packing import pack_with_hiredis
 
 API_TIMEOUT_SECONDS = 2.0
@@ -111,6 +113,8 @@ def api_sync_pool(settings: RedisSettings) -> sync_redis.BlockingConnectionPool:
     }
     if settings.sentinel is not None:
         return sentinel_pools.sync_primary_pool(settings.sentinel, **options)
+    if settings.cluster is not None:
+        return slot_pools.sync_owner_pool(settings.cluster, settings.queue_name, **options)
     return sync_redis.BlockingConnectionPool.from_url(settings.url, **options)
 
 
@@ -139,8 +143,24 @@ def worker_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis(connection_pool=pack_with_hiredis(pool))
 
 
+def binary_client(settings: RedisSettings) -> redis.Redis:
+    """A small pool whose replies are bytes, not text: for DUMP and RESTORE
+    (`postbox queue migrate`)."""
+    pool = _pool(
+        settings,
+        max_connections=4,
+        timeout=API_TIMEOUT_SECONDS,
+        socket_connect_timeout=API_TIMEOUT_SECONDS,
+        socket_timeout=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 def _pool(settings: RedisSettings, **options: Any) -> redis.ConnectionPool:
-    """A bounded asyncio pool to the primary: at REDIS_URL, or where the Sentinels say."""
+    """A bounded asyncio pool to the primary: at REDIS_URL, where the Sentinels say, or
+    the cluster master serving the queue's hash tag."""
     if settings.sentinel is not None:
         return sentinel_pools.primary_pool(settings.sentinel, **options)
+    if settings.cluster is not None:
+        return slot_pools.owner_pool(settings.cluster, settings.queue_name, **options)
     return redis.BlockingConnectionPool.from_url(settings.url, **options)

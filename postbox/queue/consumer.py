@@ -10,6 +10,7 @@ capabilities primed so sub-second blocks work, and the run loop of `_engine/slot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -26,6 +27,7 @@ from postbox.errors import AttemptFailed, DeliveryError, PermanentDeliveryError,
 from postbox.logs import email_id
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue._engine.slot_worker import SlotWorker
+from postbox.queue.connection import UNAVAILABLE_ERRORS
 from postbox.queue.contract import EmailJobData, failure_reason
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ DRAIN_DELAY_SECONDS = 5
 # How soon a fetch is tried again while Redis is unreachable (bullmq's default, 15 s, left
 # deliveries waiting ~12 s after Redis returned).
 RUN_RETRY_DELAY_MS = 500
+# How often a worker started before its Redis looks for it again.
+START_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -142,11 +146,26 @@ class EmailConsumer:
         """Fetch jobs again after `pause`."""
         self._worker.resume()
 
-    async def start(self) -> None:
-        """Prime the blocking connection's capabilities, then start taking jobs."""
-        await self._worker.blockingRedisConnection.getRedisVersion()
-        await self._worker.redisConnection.getRedisVersion()
-        self._run_task = asyncio.create_task(self._worker.run(), name="bullmq-worker")
+    async def start(self, stop: asyncio.Event) -> bool:
+        """Prime the connections' capabilities once Redis answers, then start taking jobs;
+        False if `stop` was set first.
+
+        A worker started before its Redis (a host's boot order, a compose file without
+        health checks) waits for it, as it waits out an outage later: it exited with a
+        traceback and was restarted by its supervisor with a growing delay.
+        """
+        while not stop.is_set():
+            try:
+                await self._worker.blockingRedisConnection.getRedisVersion()
+                await self._worker.redisConnection.getRedisVersion()
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("Worker waits for Redis: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), START_RETRY_SECONDS)
+                continue
+            self._run_task = asyncio.create_task(self._worker.run(), name="bullmq-worker")
+            return True
+        return False
 
     async def close(self, grace_seconds: float, cancel_now: asyncio.Event) -> None:
         """Stop taking jobs and let active ones finish; cancel them after the grace period

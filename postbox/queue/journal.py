@@ -2,7 +2,10 @@
 
 A job re-run after a worker crash (BullMQ's stalled-job check) or a retry reads it and sends
 only to recipients the relay has not accepted or refused for good, so a crash between the
-relay's answer and the job's completion sends nothing twice. The same write appends the
+relay's answer and the job's completion sends nothing twice. Each accepted recipient is
+journalled with the relay that accepted it (SMTP_RELAYS), so the email's result, its
+`email.sent` event and `GET /v1/emails/{id}` name it even when a re-run finishes the email,
+or when a split email's parts went through different relays. The same write appends the
 attempt to the job's BullMQ log (`bull:<queue>:<id>:logs`, shown by Bull Board too). After a
 successful send the write (`settle_call`) travels in the job's completion transaction, right
 after the completion itself: one round trip for the completion, the next job's fetch and the
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import redis.asyncio as redis
@@ -36,10 +39,13 @@ from postbox.queue._engine.replication import until_replicated
 from postbox.queue._engine.script_call import ScriptCall
 from postbox.queue.events import EMIT_EVENT_LUA, NewEvent, event_args
 from postbox.queue.keys import PostboxKeys
-from postbox.queue.records import sent_suffix
+from postbox.queue.records import DEFAULT_RELAY, sent_suffix
 
 _ACCEPTED = "a:"
 _REJECTED = "r:"
+# The relay that accepted a recipient, written only for a relay other than `default` (the
+# one of SMTP_HOST and friends): a single-relay deployment's journal stays as it was.
+_RELAY = "v:"
 MAX_LOGGED_ATTEMPTS = 50
 
 # The journal write of one attempt, shared by both scripts below (a Lua function, since a
@@ -129,21 +135,35 @@ SENT_BUCKET_TTL_SECONDS = 11 * 60
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """Per recipient, the relay's final answer so far: accepted (250) or rejected (5xx)."""
+    """Per recipient, the relay's final answer so far: accepted (250) or rejected (5xx),
+    and for each accepted recipient the relay that accepted it (SMTP_RELAYS' name)."""
 
     accepted: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     # Milliseconds left on another run's send mark: that run may have sent and not reported.
     unreported_send_ms: int = 0
+    relays: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def only_relay(self) -> str | None:
+        """The relay that accepted every accepted recipient; None when there were several
+        (an email split over SMTP_ROUTES) or none."""
+        found = set(self.relays.values())
+        return found.pop() if len(found) == 1 else None
 
     def pending(self, recipients: Iterable[str]) -> list[str]:
         """The recipients that still need a send."""
         return [r for r in recipients if r not in self.accepted and r not in self.rejected]
 
-    def merged(self, accepted: dict[str, str], rejected: dict[str, str]) -> JournalEntry:
-        """This entry with a new attempt's answers added."""
+    def merged(
+        self, accepted: dict[str, str], rejected: dict[str, str], relay: str = DEFAULT_RELAY
+    ) -> JournalEntry:
+        """This entry with a new attempt's answers added, `accepted` by `relay`."""
         return JournalEntry(
-            {**self.accepted, **accepted}, {**self.rejected, **rejected}, self.unreported_send_ms
+            {**self.accepted, **accepted},
+            {**self.rejected, **rejected},
+            self.unreported_send_ms,
+            {**self.relays, **dict.fromkeys(accepted, relay)},
         )
 
 
@@ -175,7 +195,7 @@ class SendJournal:
             pipe.pttl(self._keys.sending(job_id))
             fields, mark_ms = await pipe.execute()
         entry = parse_entry(cast(dict[str, str], fields))  # decode_responses=True
-        return JournalEntry(entry.accepted, entry.rejected, max(0, int(mark_ms)))
+        return replace(entry, unreported_send_ms=max(0, int(mark_ms)))
 
     async def clear_mark(self, job_id: str) -> None:
         """Remove this run's send mark: it will not send (postponed before the transaction)."""
@@ -189,9 +209,9 @@ class SendJournal:
         attempt: dict[str, Any],
         event: NewEvent | None = None,
     ) -> ScriptCall:
-        """The write that stores the relay's answers, the attempt and its event (if any),
-        atomically, in one call."""
-        fields = _fields(accepted, rejected)
+        """The write that stores the relay's answers (`accepted` by the attempt's relay),
+        the attempt and its event (if any), atomically, in one call."""
+        fields = _fields(accepted, rejected, attempt.get("relay"))
         keys = [
             self._keys.journal(job_id),
             self._keys.attempt_log(job_id),
@@ -243,7 +263,7 @@ class SendJournal:
                 SENT_BUCKET_TTL_SECONDS,
                 job_id,
                 *sent.args(),
-                *_fields(accepted, rejected),
+                *_fields(accepted, rejected, attempt.get("relay")),
             ],
         )
 
@@ -280,13 +300,17 @@ def parse_entry(fields: dict[str, str]) -> JournalEntry:
     """A journal entry from its Redis hash fields."""
     accepted = {k.removeprefix(_ACCEPTED): v for k, v in fields.items() if k.startswith(_ACCEPTED)}
     rejected = {k.removeprefix(_REJECTED): v for k, v in fields.items() if k.startswith(_REJECTED)}
-    return JournalEntry(accepted, rejected)
+    relays = {r: fields.get(_RELAY + r, DEFAULT_RELAY) for r in accepted}
+    return JournalEntry(accepted, rejected, relays=relays)
 
 
-def _fields(accepted: dict[str, str], rejected: dict[str, str]) -> list[str]:
-    """The journal hash's fields and values for these answers."""
+def _fields(accepted: dict[str, str], rejected: dict[str, str], relay: str | None) -> list[str]:
+    """The journal hash's fields and values for these answers, `accepted` by `relay`."""
     fields: list[str] = []
     for prefix, replies in ((_ACCEPTED, accepted), (_REJECTED, rejected)):
         for recipient, reply in replies.items():
             fields += (prefix + recipient, reply)
+    if relay and relay != DEFAULT_RELAY:
+        for recipient in accepted:
+            fields += (_RELAY + recipient, relay)
     return fields

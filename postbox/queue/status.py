@@ -63,23 +63,29 @@ class EmailView:
         return found
 
     def _replies(self) -> dict[str, Any]:
-        """Per recipient, what the relay answered; from the result once the job completed,
-        else from the journal (which may already hold a 250 for a job still running)."""
+        """Per recipient, what the relay answered and which relay accepted it; from the
+        result once the job completed, else from the journal (which may already hold a 250
+        for a job still running, or one part of a split email that failed later)."""
         if self.result is not None:
+            relay, accepted = self.result.get("relay"), self.result.get("accepted", [])
+            # The worker lists each recipient's relay only when not all went through `relay`.
+            relays = self.result.get("relays") or (dict.fromkeys(accepted, relay) if relay else {})
             found = {
                 "smtp_reply": self.result.get("smtp_reply"),
-                "relay": self.result.get("relay"),
-                "accepted": self.result.get("accepted", []),
+                "relay": relay,
+                "accepted": accepted,
                 "refused": self.result.get("refused", {}),
+                "relays": relays,
             }
             if self.result.get("suppressed"):
                 found["suppressed"] = self.result["suppressed"]
             return found
         return {
             "smtp_reply": next(iter(self.journal.accepted.values()), None),
-            "relay": None,
+            "relay": self.journal.only_relay,
             "accepted": sorted(self.journal.accepted),
             "refused": self.journal.rejected,
+            "relays": self.journal.relays,
         }
 
 

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from postbox.errors import DeliveryError, RelayAuthFailed, RelayUnavailable
 from postbox.queue.relay_health import CircuitState, RelayState
+from postbox.queue.relay_hints import what_to_check
 from postbox.workers.metrics import RelayMetrics
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,12 @@ class RelayCircuit:
             )
             return
         logger.warning(
-            "Relay %s unavailable (%d failures in a row): probing", self._name, self.failures
+            "Relay %s (%s) unavailable (%d failures in a row, the last: %s): probing. %s",
+            self._name,
+            self._address,
+            self.failures,
+            self._last_error,
+            what_to_check(str(self._last_error), self._address),
         )
 
     async def close(self) -> None:

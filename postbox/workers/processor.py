@@ -145,9 +145,8 @@ class EmailProcessor:
             attempt = self._attempt(job, "part_sent", None, reply=delivery.result.reply)
             attempt.update(relay=delivery.relay, recipients=recipients)
             await self._journal.record(job.id, accepted, rejected, attempt)
-            entry = entry.merged(accepted, rejected)
+            entry = entry.merged(accepted, rejected, delivery.relay)
             earlier.deferred.update(deferred)
-            earlier.relays.update(dict.fromkeys(accepted, delivery.relay))
         delivery = await self._send(job, last, route)
         return await self._settle(job, entry, last, delivery, earlier, suppressed=suppressed)
 
@@ -161,11 +160,13 @@ class EmailProcessor:
         self._metrics.outcome("sent", "journal")
         reply = next(iter(entry.accepted.values()), None)
         attempt = self._attempt(job, "sent", None, reply=reply)
-        sent = sent_event(job, entry.accepted, entry.rejected, reply)
+        relay = entry.only_relay
+        relay_of = None if relay else entry.relays
+        sent = sent_event(job, entry.accepted, entry.rejected, reply, relay, relay_of=relay_of)
         settle = self._journal.settle_call(
             job.id, {}, {}, attempt, reply=reply, refused_total=len(entry.rejected), sent=sent
         )
-        return Completion(self._result(entry, None, None), (settle,))
+        return Completion(self._result(entry, None, relay), (settle,))
 
     async def _send(
         self, job: EmailJob, pending: list[str], route: Route | None = None
@@ -231,14 +232,15 @@ class EmailProcessor:
         accepted, rejected, deferred = _answers(pending, result)
         if rejected:
             await self._feed(job, rejected)
-        relay_of = None
         if earlier is not None:
             deferred = {**earlier.deferred, **deferred}
-            relay_of = {**earlier.relays, **dict.fromkeys(accepted, relay)}
         outcome = "deferred" if deferred else "sent" if accepted else "rejected"
         attempt = self._attempt(job, outcome, None, reply=reply, refused={**rejected, **deferred})
         attempt["relay"] = relay
-        entry = entry.merged(accepted, rejected)
+        entry = entry.merged(accepted, rejected, relay)
+        # Each recipient's relay, when not all went through this one (a split email, or an
+        # earlier run's acceptances through another relay).
+        relay_of = None if entry.only_relay == relay else entry.relays
         if deferred or not entry.accepted:
             failure = (
                 Deferred("Recipients deferred: " + _listing(deferred))
@@ -284,13 +286,16 @@ class EmailProcessor:
 
     def _result(self, entry: JournalEntry, reply: str | None, relay: str | None) -> dict[str, Any]:
         last_reply = reply or next(iter(entry.accepted.values()), None)
-        return {
+        result = {
             "smtp_reply": last_reply,
             "relay": relay,
             "accepted": sorted(entry.accepted),
             "refused": entry.rejected,
             "instance": self._instance_id,
         }
+        if entry.only_relay != relay and entry.relays:
+            result["relays"] = entry.relays  # not all through `relay`: each recipient's
+        return result
 
     def _attempt(
         self,
@@ -319,10 +324,9 @@ class EmailProcessor:
 @dataclass
 class EarlierParts:
     """What the parts before the last of a split email (SMTP_ROUTES) left to report: the
-    recipients deferred, and the relay that accepted each recipient."""
+    recipients deferred (the journal entry has the relay of each accepted one)."""
 
     deferred: dict[str, str] = field(default_factory=dict)
-    relays: dict[str, str] = field(default_factory=dict)
 
 
 def _answers(

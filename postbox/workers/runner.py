@@ -53,7 +53,11 @@ class WorkerRunner:
         )
         name = info.id
         consumer, relays, processor = self._build(client, name)
-        await consumer.start()
+        if not await consumer.start(self._stop):
+            await relays.close_pools()
+            await client.aclose(close_connection_pool=True)
+            logger.info("Worker %s stopped before Redis answered", name)
+            return
         self._metrics.concurrency.set(settings.worker.concurrency)
         instances = InstanceRegistry(client, settings.redis.queue_name, settings.heartbeat_seconds)
         delivery = delivery_settings(settings)  # what the stats show as the settings in use

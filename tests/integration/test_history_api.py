@@ -68,7 +68,7 @@ def test_search_show_and_erase_through_the_api(
     first = _search(api, "tag=reset")[0]
     assert first["status"] == "sent" and first["subject"] == "Reset 3"
     assert first["to"] == [{"address": "ann@example.org", "status": "accepted",
-                            "reply": first["to"][0]["reply"]}]  # fmt: skip
+                            "reply": first["to"][0]["reply"], "relay": "default"}]  # fmt: skip
 
     redis_client.flushall()  # the queue forgets everything; the history does not
     shown = api.get(f"/v1/emails/{ann[0]}")

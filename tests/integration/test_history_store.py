@@ -69,8 +69,12 @@ def _lifecycle(n: int) -> list[tuple[Event, str]]:
             {"address": f"user{n % 7}@example.org", "status": "accepted", "reply": "250 ok"},
             {"address": "copy@example.org", "status": "refused", "reply": "550 no"},
         ]
-        sent = _event(n, "email.sent", ms + 10, attempt=1, recipients=recipients, reply="250")
-        return [queued, sent]
+        sent = _event(
+            n, "email.sent", ms + 10, attempt=1, recipients=recipients, reply="250", relay="bulk"
+        )
+        # A bounce report after the 250: it names no relay, the recipient keeps its own.
+        bounced = _event(n, "email.bounced", ms + 30, to=[f"user{n % 7}@example.org"])
+        return [queued, sent, bounced]
     deferred = _event(n, "email.deferred", ms + 10, attempt=1, reply="451 later")
     failed = _event(n, "email.failed", ms + 20, attempt=2, reply="550 gone")
     return [queued, deferred, failed]
@@ -102,10 +106,10 @@ def test_rows_are_the_same_written_twice_and_in_any_order(engine) -> None:
     assert sent is not None and failed is not None
     assert sent.row["status"] == "sent" and sent.row["subject"] == "Subject 0"
     assert sent.recipients == [
-        {"address": "copy@example.org", "status": "refused", "reply": "550 no"},
-        {"address": "user0@example.org", "status": "accepted", "reply": "250 ok"},
+        {"address": "copy@example.org", "status": "refused", "reply": "550 no", "relay": None},
+        {"address": "user0@example.org", "status": "bounced", "reply": None, "relay": "bulk"},
     ]
-    assert [e["type"] for e in sent.events] == ["email.queued", "email.sent"]
+    assert [e["type"] for e in sent.events] == ["email.queued", "email.sent", "email.bounced"]
     assert failed.row["status"] == "failed" and failed.row["attempts"] == 2
     assert {r["status"] for r in failed.recipients} == {"failed"}
     assert failed.to_json()["accepted_at"] == "2025-10-09T08:53:21.000Z"

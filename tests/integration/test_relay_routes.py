@@ -97,6 +97,16 @@ def test_routed_domain_goes_only_through_its_relay_and_a_mixed_email_is_split(
             "d@example.org",
             "e@example.net",
         ]
+        assert status["delivery"]["relays"] == {
+            "c@gmail.com": "bulk",
+            "d@example.org": "primary",
+            "e@example.net": "primary",
+        }
+        gmail = api.get(f"/v1/emails/{only_gmail}").json["delivery"]
+        assert (gmail["relay"], gmail["relays"]) == (
+            "bulk",
+            {"a@gmail.com": "bulk", "b@googlemail.com": "bulk"},
+        )
         # `email.sent` names the relay of each recipient.
         stream = [parse_entry(i, f) for i, f in redis_client.xrange(PostboxKeys("email").events())]
         [sent] = [
@@ -110,7 +120,10 @@ def test_routed_domain_goes_only_through_its_relay_and_a_mixed_email_is_split(
         }
 
 
-def test_worker_killed_between_the_parts_re_sends_neither_accepted_part(api, worker_factory):
+def test_worker_killed_between_the_parts_re_sends_neither_accepted_part(
+    api, worker_factory, redis_url, redis_client
+):
+    asyncio.run(_register(redis_url))
     stalling = RecordingHandler()
     with relay(RecordingHandler()) as bulk, relay(stalling) as primary:
         env = {**_routes_env(bulk, primary), **CRASH_ENV}
@@ -122,6 +135,11 @@ def test_worker_killed_between_the_parts_re_sends_neither_accepted_part(api, wor
         victim.signal(signal.SIGKILL)
         victim.wait(timeout=10)
         stalling.stalled = False
+        # The first part is journalled with its relay, and shown while the email waits.
+        journal = redis_client.hgetall(PostboxKeys("email").journal(email_id))
+        assert journal["v:a@gmail.com"] == "bulk"
+        waiting = api.get(f"/v1/emails/{email_id}").json["delivery"]
+        assert (waiting["relay"], waiting["relays"]) == ("bulk", {"a@gmail.com": "bulk"})
 
         worker_factory(**env)
         status = _sent(api, email_id, timeout=40)
@@ -129,6 +147,14 @@ def test_worker_killed_between_the_parts_re_sends_neither_accepted_part(api, wor
         assert _got(bulk) == [("crash", ["a@gmail.com"])]  # once: the journal had it
         assert _got(primary) == [("crash", ["b@example.org"])]
         assert sorted(status["delivery"]["accepted"]) == ["a@gmail.com", "b@example.org"]
+        # The re-run knows the first part's relay from the journal alone.
+        relays = {"a@gmail.com": "bulk", "b@example.org": "primary"}
+        assert status["delivery"]["relays"] == relays
+        stream = [parse_entry(i, f) for i, f in redis_client.xrange(PostboxKeys("email").events())]
+        [sent] = [
+            e.payload()["data"] for e in stream if (e.type, e.email_id) == ("email.sent", email_id)
+        ]
+        assert {r["address"]: r["relay"] for r in sent["recipients"]} == relays
 
 
 def test_relay_rate_limit_holds_that_relay_to_it(api, worker_factory):

@@ -31,12 +31,13 @@ import yaml
 
 from postbox.cli import cli
 from postbox.config import Settings, load_settings
+from postbox.config.redis_cluster import hash_tagged
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 K8S = ROOT / "k8s"
-OVERLAYS = ("dev", "prod", "prod-managed-redis", "prod-sentinel")
+OVERLAYS = ("dev", "prod", "prod-managed-redis", "prod-sentinel", "prod-managed-cluster")
 # The oldest Kubernetes the manifests claim (the preStop `sleep` action is on by default
 # from 1.30) and the newest schemas kubernetes-validate ships.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
@@ -537,7 +538,11 @@ def test_k8s_queue_autoscaling_watches_the_wait_list(overlay: str) -> None:
     assert spec["minReplicaCount"] >= 1, "workers promote delayed jobs: never scale to zero"
     [trigger] = spec["triggers"]
     queue = load_settings(container_environment(objects, "postbox-worker")).redis.queue_name
-    assert trigger["type"] == "redis"
+    if trigger["type"] == "redis-cluster":
+        # Its Secret's REDIS_URL is a redis+cluster:// one, which hash-tags the queue's name.
+        queue = hash_tagged(queue)
+    else:
+        assert trigger["type"] == "redis"
     assert trigger["metadata"]["listName"] == f"bull:{queue}:wait"
     redis_services = [
         o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "redis"

@@ -29,11 +29,14 @@ class BatchResult(TypedDict):
 
 
 class Delivery(TypedDict):
-    """What the relay answered: `accepted` recipients, `refused` ones with the reply."""
+    """What the relay answered: `accepted` recipients, `refused` ones with the reply, and
+    `relays`: the relay (SMTP_RELAYS' name) that accepted each accepted recipient."""
 
     smtp_reply: str | None
     accepted: list[str]
     refused: dict[str, str]
+    relay: NotRequired[str | None]
+    relays: NotRequired[dict[str, str]]
 
 
 class EmailStatus(TypedDict):
