@@ -93,13 +93,16 @@ def measure(
     label: str,
     shape: tuple[int, int],
     settle: Callable[[], None] | None = None,
+    helpers: Sequence[int] = (),
 ) -> DrainResult:
     """Resume `queue`, wait until `total` jobs finished, stop `children` (one supervisor,
     or several peer processes); `shape` is (processes, concurrency per process). `settle`,
     if given, waits for work that follows the jobs (events to deliver, to record) before the
-    CPU is read, so its cost counts too; the rate is the jobs' alone."""
+    CPU is read, so its cost counts too; the rate is the jobs' alone. `helpers` are the
+    run's own other processes (a webhook receiver, a database): not counted as others."""
     redis = setup.redis
-    other = proc_stats.OtherLoad([*(c.pid for c in children), redis.pid, setup.sink.pid])
+    roots = [*(c.pid for c in children), redis.pid, setup.sink.pid, *helpers]
+    other = proc_stats.OtherLoad(roots)
     before = _read(setup, children)
     resumed_at = queues.redis_now(_client(redis))
     queues.resume(redis.url, queue)
@@ -175,6 +178,8 @@ class DrainHooks:
     settle: Callable[[], None] | None = None
     # Log lines of the worker's other children (dispatcher, recorder) to wait for, once each.
     ready_logs: tuple[str, ...] = ()
+    # The run's own other processes, once the queue is filled (see `measure`).
+    helpers: Callable[[], list[int]] | None = None
 
 
 def drain_postbox(
@@ -215,6 +220,7 @@ def drain_postbox_hooked(
             child.wait_for_log(line, 1, timeout=60)
         time.sleep(0.2)  # let the just-started workers settle into their blocking fetch
         shape = (count, settings.worker.concurrency)
-        return measure(setup, [child], queue, len(emails), label, shape, hooks.settle)
+        helpers = hooks.helpers() if hooks.helpers is not None else []
+        return measure(setup, [child], queue, len(emails), label, shape, hooks.settle, helpers)
     finally:
         child.stop()

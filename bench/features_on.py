@@ -88,8 +88,11 @@ def _behind(redis: BenchRedis, queue: str) -> int:
 class _FeaturesRun:
     """One drain's extras: the list, the endpoint and its receiver, the settle wait."""
 
-    def __init__(self, setup: Setup, saved_list: dict[str, str], total: int) -> None:
+    def __init__(
+        self, setup: Setup, saved_list: dict[str, str], total: int, database_pid: int
+    ) -> None:
         self.setup = setup
+        self.database_pid = database_pid
         self.saved_list = saved_list
         self.total = total
         self.port = free_port()
@@ -106,6 +109,11 @@ class _FeaturesRun:
         secret = asyncio.run(_endpoint(self.setup.redis.url, queue, url))
         log = self.setup.work_dir / f"receiver-{queue}.log"
         self.receiver = webhook_receiver.start(self.port, secret, log)
+
+    def helpers(self) -> list[int]:
+        """The receiver and PostgreSQL's postmaster (its backends are its children)."""
+        found = [self.database_pid] if self.database_pid else []
+        return found + ([self.receiver.pid] if self.receiver is not None else [])
 
     def settle(self) -> None:
         started = time.monotonic()
@@ -150,8 +158,9 @@ def _one(
     database: str,
     url: str,
     rate_limit: str | None = None,
+    database_pid: int = 0,
 ) -> dict[str, Any]:
-    run = _FeaturesRun(setup, saved, len(emails))
+    run = _FeaturesRun(setup, saved, len(emails), database_pid)
     extra = {
         "ENCRYPTION_KEY": KEY,
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
@@ -159,13 +168,21 @@ def _one(
     }
     if rate_limit is not None:
         extra["EMAIL_RATE_LIMIT"] = rate_limit
-    hooks = DrainHooks(run.before_fill, run.after_fill, run.settle, READY_LOGS)
+    hooks = DrainHooks(run.before_fill, run.after_fill, run.settle, READY_LOGS, run.helpers)
     try:
         label = f"features-{database}" + ("-rate-limited" if rate_limit else "")
         result = drain_postbox_hooked(setup, emails, label, None, hooks, extra)
         return {**_row(result, database, run.figures()), "rate_limit": rate_limit}
     finally:
         run.stop()
+
+
+def _postmaster(server: PostgresServer) -> int:
+    """The server's main process id (the first line of its data directory's pid file)."""
+    try:
+        return int((server.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return 0
 
 
 def run_features_rows(setup: Setup, tag: str, jobs: int, entries: int) -> dict[str, Any]:
@@ -195,8 +212,9 @@ def run_features_rows(setup: Setup, tag: str, jobs: int, entries: int) -> dict[s
         except RuntimeError as error:  # the cluster's own failure, not Postbox's: say so
             notes.append(f"no PostgreSQL row: {error}")
             return {"runs": rows, "notes": notes}
-        rows.append(_one(setup, emails, saved, "postgresql", urls[0]))
-        rows.append(_one(setup, emails, saved, "postgresql", urls[1], RATE_LIMIT))
+        pid = _postmaster(server)
+        rows.append(_one(setup, emails, saved, "postgresql", urls[0], None, pid))
+        rows.append(_one(setup, emails, saved, "postgresql", urls[1], RATE_LIMIT, pid))
     finally:
         server.remove()
     return {"runs": rows, "notes": notes}
