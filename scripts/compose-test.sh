@@ -305,6 +305,11 @@ run_block migrate
 [[ $(subject_count "http://$SINK_IP:8025" later) == 0 ]] || fail "the scheduled email went early"
 set_env SMTP_HOST mailpit
 sed -i '/^EMAIL_RATE_LIMIT=/d' .env
+# The SIGKILLed worker's jobs come back after its lock, a stalled-job check and (for those
+# it had in a transaction) their send marks: with the defaults (30 s, 30 s, 120 s) that step
+# waited up to two minutes for nothing but those timers. Shorter ones take the same path.
+printf '%s\n' EMAIL_LOCK_DURATION_MS=10000 EMAIL_STALLED_INTERVAL_MS=5000 \
+    EMAIL_SEND_MARK_SECONDS=15 >>.env
 t0=$(date +%s)
 run_block cluster cluster
 built_image

@@ -7,6 +7,7 @@ from flask import Blueprint, Flask
 from postbox.api import (
     admission,
     dashboard,
+    dashboard_history,
     dead_letters,
     docs,
     emails,
@@ -58,6 +59,7 @@ def register_blueprints(app: Flask, settings: Settings, limiter: ApiRateLimiter)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard_history.bp)
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(lambda: check_api_key(settings.api.api_keys))
     register_rate_limit(v1, limiter)

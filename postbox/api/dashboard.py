@@ -39,7 +39,7 @@ bp = Blueprint(
     static_folder="static",
 )
 DEAD_LETTERS_SHOWN = 50
-_HEADERS = {
+SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
         "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -52,7 +52,7 @@ _HEADERS = {
 
 @bp.after_request
 def _security_headers(response: Response) -> Response:
-    response.headers.update(_HEADERS)
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 

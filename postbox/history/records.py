@@ -7,6 +7,8 @@ any order, here within a batch and in SQL against what is stored (writer.py):
 - the status, its reply and each recipient's outcome come from the event with the highest
   sequence (`status_seq`);
 - `created_ms`, the acceptance time and search order, is the earliest event's time;
+- each tag row carries its email's status by the same rule (every email event carries the
+  tags; a bounce report's, which may not, leaves the email sent as it was);
 - `attempts` is the highest attempt seen;
 - facts that only some events carry (subject, key id, sent or failed time) keep the first
   value written; `send_at` is the newest queued or scheduled event's (it may be moved).
@@ -70,9 +72,9 @@ def event_ms(event: Event) -> int:
     return int(event.id.partition("-")[0])
 
 
-def email_row(event: Event) -> Row:
-    """The email's row as this event alone tells it."""
-    data, ms = event.data, event_ms(event)
+def email_row(event: Event, ms: int, seq: int) -> Row:
+    """The email's row as this event alone tells it (`ms`, `seq`: its time and sequence)."""
+    data, kind = event.data, event.type
     return {
         "id": event.email_id,
         "message_id": data.get("message_id"),
@@ -81,20 +83,20 @@ def email_row(event: Event) -> Row:
         "subject": data.get("subject"),
         "tags": json.dumps(data.get("tags") or []),
         "key_id": data.get("key_id"),
-        "status": STATUS_OF.get(event.type, "queued"),
-        "status_seq": event.sequence,
+        "status": STATUS_OF.get(kind, "queued"),
+        "status_seq": seq,
         "attempts": int(data.get("attempt") or 0),
         "created_ms": ms,
         "send_at": data.get("send_at"),
-        "send_at_seq": event.sequence if event.type in PLANNED else 0,
-        "sent_ms": ms if event.type == events.SENT else None,
-        "failed_ms": ms if event.type == events.FAILED else None,
-        "canceled_ms": ms if event.type == CANCELED else None,
+        "send_at_seq": seq if kind in PLANNED else 0,
+        "sent_ms": ms if kind == events.SENT else None,
+        "failed_ms": ms if kind == events.FAILED else None,
+        "canceled_ms": ms if kind == CANCELED else None,
         "reply": data.get("reply"),
     }
 
 
-def recipient_rows(event: Event) -> list[Row]:
+def recipient_rows(event: Event, ms: int, seq: int) -> list[Row]:
     """Each recipient's outcome as this event tells it, with the relay that accepted it
     (email.sent names it per recipient when the email was split over relays)."""
     answers: dict[str, tuple[str, str | None, str | None]] = {}
@@ -107,14 +109,14 @@ def recipient_rows(event: Event) -> list[Row]:
         outcome = RECIPIENT_STATUS_OF.get(event.type, "pending")
         for address in event.data.get("to") or []:
             answers[address] = (outcome, event.data.get("reply"), None)
-    ms = event_ms(event)
+    email_id = event.email_id
     return [
         {
-            "email_id": event.email_id,
+            "email_id": email_id,
             "address": address,
             "created_ms": ms,
             "status": status,
-            "status_seq": event.sequence,
+            "status_seq": seq,
             "reply": reply,
             "relay": relay,
         }
@@ -122,13 +124,13 @@ def recipient_rows(event: Event) -> list[Row]:
     ]
 
 
-def event_row(event: Event, raw_data: str) -> Row:
+def event_row(event: Event, raw_data: str, ms: int) -> Row:
     """The event itself, for the email's timeline."""
     return {
         "id": event.event_id,
         "email_id": event.email_id,
         "type": event.type,
-        "at_ms": event_ms(event),
+        "at_ms": ms,
         "data": raw_data,
     }
 
@@ -180,18 +182,26 @@ class Batch:
 
     def add(self, event: Event, raw_data: str) -> None:
         """Fold one event into the batch."""
-        row = email_row(event)
-        old = self.emails.get(event.email_id)
-        self.emails[event.email_id] = merge_email(old, row) if old else row
-        for recipient in recipient_rows(event):
-            key = (event.email_id, recipient["address"])
+        email_id, ms, seq = event.email_id, event_ms(event), event.sequence
+        row = email_row(event, ms, seq)
+        old = self.emails.get(email_id)
+        self.emails[email_id] = merge_email(old, row) if old else row
+        for recipient in recipient_rows(event, ms, seq):
+            key = (email_id, recipient["address"])
             previous = self.recipients.get(key)
             self.recipients[key] = merge_recipient(previous, recipient) if previous else recipient
+        status = self.emails[email_id]["status"], self.emails[email_id]["status_seq"]
         for tag in event.data.get("tags") or []:
-            key = (event.email_id, tag)
-            ms = min(row["created_ms"], self.tags.get(key, row)["created_ms"])
-            self.tags[key] = {"email_id": event.email_id, "tag": tag, "created_ms": ms}
-        self.events[event.event_id] = event_row(event, raw_data)
+            key = (email_id, tag)
+            earlier = self.tags.get(key)
+            self.tags[key] = {
+                "email_id": email_id,
+                "tag": tag,
+                "created_ms": min(ms, earlier["created_ms"]) if earlier else ms,
+                "status": status[0],
+                "status_seq": status[1],
+            }
+        self.events[event.event_id] = event_row(event, raw_data, ms)
 
     def __len__(self) -> int:
         return len(self.events)

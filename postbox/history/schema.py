@@ -50,6 +50,9 @@ tags = Table(
     Column("email_id", Text, primary_key=True),
     Column("tag", Text, primary_key=True),
     Column("created_ms", BigInteger, nullable=False),
+    # The email's status, for a status within a tag (migration 0004).
+    Column("status", Text, nullable=False),
+    Column("status_seq", BigInteger, nullable=False),
 )
 
 events = Table(

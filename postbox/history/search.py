@@ -3,7 +3,8 @@
 A page is ordered by (created_ms, id) descending and the cursor is the last row's pair, so
 a page never repeats or skips a row when newer emails arrive meanwhile (they sort before the
 cursor). The query starts from the most selective index it has: the recipient's (`to`), the
-tag's, or the emails' own (status, sender, time); each ends in (created_ms, id).
+tag's (with the status, when asked, from the tag row's copy: one index range however rare
+the pair), or the emails' own (status, sender, time); each ends in (created_ms, id).
 """
 
 from __future__ import annotations
@@ -85,30 +86,31 @@ def search(engine: Engine, query: EmailQuery) -> EmailPage:
 def _statement(query: EmailQuery) -> Select[Any]:
     emails, recipients, tags = schema.emails, schema.recipients, schema.tags
     order: tuple[Any, Any] = (emails.c.created_ms, emails.c.id)
+    status = emails.c.status
     statement = select(emails.c.id)
     if query.to is not None:
         order = (recipients.c.created_ms, recipients.c.email_id)
         statement = statement.join(recipients, recipients.c.email_id == emails.c.id)
         statement = statement.where(recipients.c.address == normal_address(query.to))
     elif query.tag is not None:
-        order = (tags.c.created_ms, tags.c.email_id)
+        order, status = (tags.c.created_ms, tags.c.email_id), tags.c.status
         statement = statement.join(tags, tags.c.email_id == emails.c.id)
         statement = statement.where(tags.c.tag == query.tag)
     if query.tag is not None and query.to is not None:
         tagged = (tags.c.email_id == emails.c.id) & (tags.c.tag == query.tag)
         statement = statement.where(exists().where(tagged))
-    statement = _filters(statement, query, order[0])
+    statement = _filters(statement, query, order[0], status)
     if query.cursor is not None:
         statement = statement.where(tuple_(*order) < tuple_(*decode_cursor(query.cursor)))
     return statement.order_by(order[0].desc(), order[1].desc()).limit(query.limit + 1)
 
 
-def _filters(statement: Select[Any], query: EmailQuery, created: Any) -> Select[Any]:
+def _filters(statement: Select[Any], query: EmailQuery, created: Any, status: Any) -> Select[Any]:
     emails = schema.emails
     if query.sender is not None:
         statement = statement.where(emails.c.sender == normal_address(query.sender))
     if query.status is not None:
-        statement = statement.where(emails.c.status == query.status)
+        statement = statement.where(status == query.status)
     if query.since_ms is not None:
         statement = statement.where(created >= query.since_ms)
     if query.until_ms is not None:

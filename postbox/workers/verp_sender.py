@@ -7,20 +7,22 @@ DATA, the message streamed N times) instead of one, and one Redis round trip fir
 tokens. An email to one recipient, the usual case, costs the same as without.
 
 A later transaction that fails after an earlier one was accepted must not lose that
-acceptance (the journal would not know it, and a retry would send again): the recipients not
-yet sent are then reported deferred (retried alone) instead of failing the whole send.
+acceptance (the journal would not know it, and a retry would send again): a refusal for good
+(5xx) is that recipient's answer and the others are still sent to; any other failure reports
+the recipients not yet sent deferred (retried alone) instead of failing the whole send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeGuard
 
 import redis.asyncio as redis
 
 from postbox.bounces.tokens import TokenTarget, VerpTokens
 from postbox.bounces.verp import VerpSigner
 from postbox.config import Settings
-from postbox.errors import DeliveryError, LockLost, PermanentDeliveryError
+from postbox.errors import DeliveryError, LockLost, PermanentDeliveryError, RelayMisconfigured
 from postbox.queue.consumer import EmailJob
 from postbox.queue.events import sender_domain
 from postbox.workers.relays import Delivery, Relays, Route
@@ -61,11 +63,12 @@ class VerpSender:
                     sender, [recipient], job.data["message"], check, mail_options, route=route
                 )
             except (DeliveryError, LockLost) as exc:
+                last = index == len(recipients) - 1
+                if _refusal(exc) and (reply is not None or not last):
+                    # This recipient's own answer, final: the others are still sent to.
+                    refused[recipient] = Reply(exc.smtp_code or 550, str(exc))
+                    continue
                 if reply is None:
-                    last = index == len(recipients) - 1
-                    if isinstance(exc, PermanentDeliveryError) and not last:
-                        refused[recipient] = Reply(exc.smtp_code or 550, str(exc))
-                        continue
                     raise
                 for rest in recipients[index:]:
                     refused[rest] = Reply(NOT_TRIED, f"not tried yet: {exc}")
@@ -84,6 +87,11 @@ class VerpSender:
                 for r in recipients
             ]
         )
+
+
+def _refusal(exc: Exception) -> TypeGuard[PermanentDeliveryError]:
+    """A relay's refusal for good of one transaction, not of the relay as configured."""
+    return isinstance(exc, PermanentDeliveryError) and not isinstance(exc, RelayMisconfigured)
 
 
 def verp_sender(settings: Settings, client: redis.Redis, relays: Relays) -> VerpSender | None:

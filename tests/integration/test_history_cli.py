@@ -31,7 +31,7 @@ def test_search_and_show_read_the_history(tmp_path, service_env) -> None:
     assert shown.returncode == 0, shown.stderr
     record = json.loads(shown.stdout)
     assert record["status"] == "sent"
-    assert [e["type"] for e in record["events"]] == ["email.queued", "email.sent"]
+    assert [e["type"] for e in record["events"]] == ["email.queued", "email.sent", "email.bounced"]
 
 
 def test_cancel_from_the_command_line(api, service_env) -> None:

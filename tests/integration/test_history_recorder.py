@@ -68,6 +68,18 @@ def all_ids(engine: Engine, **filters) -> set[str]:
 def test_pipeline_emails_end_up_in_history(
     api, history_env, engine, redis_client, worker_factory
 ) -> None:
+    """125 emails through the API, a worker and its recorder: each in the history with its
+    final status and each recipient's outcome, found by tag, status and recipient.
+
+    125, not the issue's 5,000: what this test can get wrong is the mapping from a real
+    pipeline's events to rows, and that is per kind of email, not per email. Each kind
+    (sent, partly refused, failed, scheduled) comes 5 to 60 times, its events written while
+    the worker sends and read by the recorder as they come, and every search is checked
+    for the exact set; 5,000 would repeat the same cases 40 times over, for minutes. What
+    volume would add is proven where it is cheap and exhaustive: batches in any order,
+    older after newer, and pagination by test_history_store (shuffled batches of 13 events,
+    pages of 7); a batch taken over after a SIGKILL by the next test; the rate by
+    bench.history_recorder (20,000 emails)."""
     worker_factory(**history_env)  # one worker, and the recorder beside it
     wait_until(lambda: recording(redis_client))
     made: dict[str, list[str]] = {"sent": [], "partial": [], "failed": [], "scheduled": []}

@@ -17,7 +17,7 @@ from postbox.config.history import HistorySettings
 from postbox.errors import InvalidCursor
 from postbox.history import schema
 from postbox.history.database import create_history_engine
-from postbox.history.migrations import ADVISORY_LOCK_KEY, migrate
+from postbox.history.migrations import ADVISORY_LOCK_KEY, migrate, migration_files, statements
 from postbox.history.records import Batch
 from postbox.history.retention import RetentionLease, delete_before
 from postbox.history.search import EmailQuery, search
@@ -101,6 +101,7 @@ def test_rows_are_the_same_written_twice_and_in_any_order(engine) -> None:
     assert _counts(engine) == counts
     for n in range(40):
         assert find_record(engine, f"e{n:05d}") == expected[n]
+    assert _tags_off_status(engine) == 0
 
     sent, failed = expected[0], expected[1]
     assert sent is not None and failed is not None
@@ -113,6 +114,19 @@ def test_rows_are_the_same_written_twice_and_in_any_order(engine) -> None:
     assert failed.row["status"] == "failed" and failed.row["attempts"] == 2
     assert {r["status"] for r in failed.recipients} == {"failed"}
     assert failed.to_json()["accepted_at"] == "2025-10-09T08:53:21.000Z"
+
+
+def _tags_off_status(engine: Engine) -> int:
+    """How many tag rows disagree with their email's status."""
+    emails, tags = schema.emails, schema.tags
+    joined = tags.join(emails, emails.c.id == tags.c.email_id)
+    query = (
+        select(func.count())
+        .select_from(joined)
+        .where((tags.c.status != emails.c.status) | (tags.c.status_seq != emails.c.status_seq))
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
 
 
 def _all_pages(engine: Engine, cursor: str | None = None, **filters: object) -> list[str]:
@@ -134,6 +148,10 @@ def test_search_returns_exact_sets_newest_first(engine) -> None:
         i for i in ids if int(i[1:]) % 7 == 3 and int(i[1:]) % 2
     ]
     assert _all_pages(engine, tag="t2") == [i for i in ids if int(i[1:]) % 3 == 2]
+    assert _all_pages(engine, tag="t2", status="failed") == [
+        i for i in ids if int(i[1:]) % 3 == 2 and int(i[1:]) % 2
+    ]
+    assert _all_pages(engine, tag="even", status="failed") == []
     assert _all_pages(engine, status="failed") == [i for i in ids if int(i[1:]) % 2]
     assert _all_pages(engine, sender="other@example.net", status="sent") == [
         i for i in ids if int(i[1:]) % 2 == 0
@@ -170,6 +188,31 @@ def test_declared_tables_match_the_migrations(engine) -> None:
     for table in schema.ALL:
         columns = {column["name"] for column in found.get_columns(table.name)}
         assert columns == {column.name for column in table.columns}
+
+
+def test_the_tag_status_migration_fills_the_tags_already_written(database_url) -> None:
+    """0004 gives the tag rows written before it their email's status."""
+    made = create_history_engine(HistorySettings(database_url=database_url))
+    with made.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE history_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
+        )
+        for version, name, sql in migration_files()[:3]:
+            for statement in statements(sql):
+                connection.exec_driver_sql(statement)
+            connection.execute(
+                text("INSERT INTO history_migrations VALUES (:v, :n, 0)"), {"v": version, "n": name}
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO history_emails VALUES ('e1', NULL, 'a@example.com', 'example.com', "
+            "NULL, '[\"x\"]', NULL, 'failed', 42, 2, 1, NULL, 0, NULL, 5, NULL, '550')"
+        )
+        connection.exec_driver_sql("INSERT INTO history_tags VALUES ('e1', 'x', 1)")
+    assert migrate(made) == ["0004_search.sql"]
+    assert _tags_off_status(made) == 0
+    assert _all_pages(made, tag="x", status="failed") == ["e1"]
+    made.dispose()
 
 
 def test_two_instances_migrating_at_once_one_applies(postgres_url) -> None:

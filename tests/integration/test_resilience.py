@@ -117,7 +117,7 @@ def test_redis_restart_under_load_loses_nothing_accepted(
     redis.start()
     env = {**service_env, "REDIS_URL": redis.url}
     api = api_factory(load_settings(env))
-    worker_factory(REDIS_URL=redis.url)
+    worker = worker_factory(REDIS_URL=redis.url)
     accepted: set[str] = set()
     refused = 0
     done = threading.Event()
@@ -149,6 +149,8 @@ def test_redis_restart_under_load_loses_nothing_accepted(
         assert client.zcard("bull:email:failed") == 0
         client.close()
     finally:
+        # The worker first: stopped after its Redis, it waited out its 30 s stop timeout.
+        worker.stop()
         redis.stop()
     received = _received_ids(smtp_server)
     _report(
