@@ -23,10 +23,12 @@ import uvloop
 from bench import api_load, proc_stats, report, targets
 from bench.drain import DrainResult, Setup, drain_postbox
 from bench.e2e import run_e2e
-from bench.emails import prepare_many
-from bench.peer import drain_peer
+from bench.emails import peer_job, prepare_many
+from bench.features_on import run_features_rows
+from bench.peer import ONE_PROCESS, TWO_PROCESSES, drain_peer
 from bench.plan import FULL, QUICK, Plan
 from bench.processes import API_KEY, postbox_env, start_api
+from bench.relay_drain import run_relay_rows
 from bench.services import ROOT, BenchRedis, SmtpSink
 from postbox.config import load_settings
 from postbox.dev.ports import free_port
@@ -136,15 +138,39 @@ def run(plan: Plan, peers: bool, work_dir: Path) -> dict[str, Any]:
     setup = Setup(redis, sink, work_dir)
     try:
         drains, notes = _drains(setup, plan, tag)
-        peer = None
+        peer_runs = _peers(setup, plan, tag) if peers else {}
+        extra_rows: dict[str, Any] = {"relay": None, "features_on": None}
         if peers:
-            progress(f"drain: Node peer (bullmq + nodemailer), {plan.drain_jobs:,} jobs")
-            peer = drain_peer(setup, f"{tag}-peer", plan.drain_jobs)
+            progress(f"drain: realistic relay, Postbox and the Node peer, {plan.relay_jobs:,} jobs")
+            extra_rows["relay"] = run_relay_rows(setup, tag, plan.relay_jobs)
+            progress(f"drain: every feature on, {plan.features_jobs:,} jobs")
+            extra_rows["features_on"] = run_features_rows(
+                setup, tag, plan.features_jobs, plan.suppressions
+            )
         api = _api_phase(setup, plan, tag)
     finally:
         sink.stop()
         redis.stop()
-    return _results(plan, peers, drains, notes, peer, api)
+    results = _results(plan, peers, drains, notes, peer_runs, api)
+    results.update(extra_rows)
+    results["targets"] = [t.to_json() for t in targets.evaluate(results)]
+    return results
+
+
+def _peers(setup: Setup, plan: Plan, tag: str) -> dict[str, DrainResult]:
+    """The Node peer as one process (the first round's) and as two (issue 21)."""
+    found = {}
+    for key, shape in (("peer", ONE_PROCESS), ("peer_2proc", TWO_PROCESSES)):
+        progress(f"drain: Node peer {shape.label} (bullmq + nodemailer), {plan.drain_jobs:,} jobs")
+        jobs = [peer_job(f"{tag}-{shape.label}", i) for i in range(plan.drain_jobs)]
+        found[key] = drain_peer(setup, jobs, shape)
+    return found
+
+
+def _ratio(ours: DrainResult, peer: DrainResult | None) -> float | None:
+    if peer is None or not peer.emails_per_s:
+        return None
+    return round(ours.emails_per_s / peer.emails_per_s, 3)
 
 
 def _results(
@@ -152,21 +178,20 @@ def _results(
     peers: bool,
     drains: list[DrainResult],
     notes: list[str],
-    peer: DrainResult | None,
+    peer_runs: dict[str, DrainResult],
     api: dict[str, Any],
 ) -> dict[str, Any]:
     defaults = drains[0]
     e2e = api["e2e"]
+    peer, peer_2proc = peer_runs.get("peer"), peer_runs.get("peer_2proc")
     results: dict[str, Any] = {
         "meta": {**report.meta(plan is QUICK, peers), "plan": plan.__dict__},
         "drain": [d.to_json() for d in drains],
         "drain_notes": notes,
         "peer": peer.to_json() if peer else None,
-        "drain_ratio_vs_peer": (
-            round(defaults.emails_per_s / peer.emails_per_s, 3)
-            if peer and peer.emails_per_s
-            else None
-        ),
+        "drain_ratio_vs_peer": _ratio(defaults, peer),
+        "peer_2proc": peer_2proc.to_json() if peer_2proc else None,
+        "drain_ratio_vs_peer_2proc": _ratio(defaults, peer_2proc),
         "api": {
             "single": [r.to_json() for r in api["singles"]],
             "batch": [r.to_json() for r in api["batches"]],
@@ -177,7 +202,6 @@ def _results(
             "worker_peak_rss_mb": max([e2e.worker_peak_rss_mb, *(d.peak_rss_mb for d in drains)]),
         },
     }
-    results["targets"] = [t.to_json() for t in targets.evaluate(results)]
     return results
 
 

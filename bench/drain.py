@@ -11,9 +11,10 @@ children), and the memory from each worker process's high-water mark.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench import proc_stats, queues
 from bench.processes import WORKER_READY, Child, postbox_env, start_worker
@@ -49,12 +50,24 @@ class DrainResult:
         return dict(self.__dict__)
 
 
+class Relay(Protocol):
+    """What a drain needs of the SMTP server it delivers to (smtp-sink, or bench/relay.py)."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    def messages_received(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class Setup:
     """What every drain run shares: the servers and where logs go."""
 
     redis: BenchRedis
-    sink: SmtpSink
+    sink: SmtpSink | Relay
     work_dir: Path
 
 
@@ -67,27 +80,43 @@ class _Reading:
     sink_messages: int | None
 
 
-def _read(setup: Setup, child: Child) -> _Reading:
-    cpu = proc_stats.mark(child.pid, setup.redis.pid, setup.sink.pid)
+def _read(setup: Setup, children: Sequence[Child]) -> _Reading:
+    cpu = proc_stats.mark([c.pid for c in children], setup.redis.pid, setup.sink.pid)
     return _Reading(cpu, setup.redis.calls(), setup.sink.messages_received())
 
 
 def measure(
-    setup: Setup, child: Child, queue: str, total: int, label: str, shape: tuple[int, int]
+    setup: Setup,
+    children: Sequence[Child],
+    queue: str,
+    total: int,
+    label: str,
+    shape: tuple[int, int],
+    settle: Callable[[], None] | None = None,
+    helpers: Sequence[int] = (),
 ) -> DrainResult:
-    """Resume `queue`, wait until `total` jobs finished, stop `child`; `shape` is its
-    (processes, concurrency per process)."""
+    """Resume `queue`, wait until `total` jobs finished, stop `children` (one supervisor,
+    or several peer processes); `shape` is (processes, concurrency per process). `settle`,
+    if given, waits for work that follows the jobs (events to deliver, to record) before the
+    CPU is read, so its cost counts too; the rate is the jobs' alone. `helpers` are the
+    run's own other processes (a webhook receiver, a database): not counted as others."""
     redis = setup.redis
-    other = proc_stats.OtherLoad([child.pid, redis.pid, setup.sink.pid])
-    before = _read(setup, child)
+    roots = [*(c.pid for c in children), redis.pid, setup.sink.pid, *helpers]
+    other = proc_stats.OtherLoad(roots)
+    before = _read(setup, children)
     resumed_at = queues.redis_now(_client(redis))
     queues.resume(redis.url, queue)
-    wait_finished(redis, queue, total, timeout=max(60.0, total / 100))
-    after = _read(setup, child)
+    # A hang guard: a loaded machine drained the realistic relay at 30 emails/s.
+    wait_finished(redis, queue, total, timeout=max(120.0, total / 20))
+    if settle is not None:
+        settle()
+    after = _read(setup, children)
     other_cores = other.cores()
-    workers = [pid for pid in proc_stats.tree(child.pid) if not proc_stats.children(pid)]
+    trees = [pid for c in children for pid in proc_stats.tree(c.pid)]
+    workers = [pid for pid in trees if not proc_stats.children(pid)]
     peak_rss = max(proc_stats.peak_rss_mb(pid) for pid in workers)
-    child.stop()
+    for child in children:
+        child.stop()
     started, finished = queues.completion_span(_client(redis), queue, resumed_at)
     return DrainResult(
         label=label,
@@ -138,6 +167,21 @@ def wait_finished(redis: BenchRedis, queue: str, total: int, timeout: float) -> 
         time.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class DrainHooks:
+    """What a drain with features on does around the plain one: before the queue is filled
+    and after (given the queue's name; the worker is not started yet), and `settle` (see
+    `measure`)."""
+
+    before_fill: Callable[[str], None] | None = None
+    after_fill: Callable[[str], None] | None = None
+    settle: Callable[[], None] | None = None
+    # Log lines of the worker's other children (dispatcher, recorder) to wait for, once each.
+    ready_logs: tuple[str, ...] = ()
+    # The run's own other processes, once the queue is filled (see `measure`).
+    helpers: Callable[[], list[int]] | None = None
+
+
 def drain_postbox(
     setup: Setup,
     emails: list[PreparedEmail],
@@ -147,17 +191,36 @@ def drain_postbox(
 ) -> DrainResult:
     """Drain `emails` with `postbox worker` (its defaults, or `--processes N`), with
     `extra_env` added to its environment."""
+    return drain_postbox_hooked(setup, emails, label, processes, DrainHooks(), extra_env)
+
+
+def drain_postbox_hooked(
+    setup: Setup,
+    emails: list[PreparedEmail],
+    label: str,
+    processes: int | None,
+    hooks: DrainHooks,
+    extra_env: dict[str, str],
+) -> DrainResult:
+    """`drain_postbox`, with `hooks` around it."""
     queue = f"drain-{label}"
     env = postbox_env(setup.redis.url, queue, setup.sink.port, **extra_env)
     settings = load_settings(env)
+    if hooks.before_fill is not None:
+        hooks.before_fill(queue)
     queues.fill_postbox(settings, emails, paused=True)
+    if hooks.after_fill is not None:
+        hooks.after_fill(queue)
     args = [] if processes is None else ["--processes", str(processes)]
     child = start_worker(env, args, setup.work_dir / f"worker-{label}.log")
     count = processes or settings.worker.processes
     try:
         child.wait_for_log(WORKER_READY, count, timeout=60)
+        for line in hooks.ready_logs:
+            child.wait_for_log(line, 1, timeout=60)
         time.sleep(0.2)  # let the just-started workers settle into their blocking fetch
         shape = (count, settings.worker.concurrency)
-        return measure(setup, child, queue, len(emails), label, shape)
+        helpers = hooks.helpers() if hooks.helpers is not None else []
+        return measure(setup, [child], queue, len(emails), label, shape, hooks.settle, helpers)
     finally:
         child.stop()

@@ -22,13 +22,16 @@ TEXT = (
     "a signature. "
 ) * 6
 CHUNK = 1000
+# Distinct recipient addresses of the drains (the realistic relay's rows use one per email).
+RECIPIENTS = 1000
 
 
-def payload(tag: str, index: int) -> dict[str, Any]:
-    """The JSON body of one email; `tag` and `index` make it distinct from every other."""
+def payload(tag: str, index: int, recipients: int = RECIPIENTS) -> dict[str, Any]:
+    """The JSON body of one email; `tag` and `index` make it distinct from every other; it
+    goes to one of `recipients` addresses."""
     return {
         "from": SENDER,
-        "to": [f"rcpt{index % 1000}@example.org"],
+        "to": [f"rcpt{index % recipients}@example.org"],
         "subject": f"{tag} {index}",
         "text": TEXT,
     }
@@ -45,24 +48,27 @@ def batch_bytes(tag: str, start: int, size: int) -> bytes:
     return json.dumps({"emails": items}, separators=(",", ":")).encode()
 
 
-def _prepare_chunk(tag: str, start: int, stop: int) -> list[PreparedEmail]:
+def _prepare_chunk(tag: str, start: int, stop: int, recipients: int) -> list[PreparedEmail]:
     schema = EmailSchema()
-    return [prepare_email(schema.load(payload(tag, i)), None) for i in range(start, stop)]
+    return [
+        prepare_email(schema.load(payload(tag, i, recipients)), None) for i in range(start, stop)
+    ]
 
 
-def prepare_many(tag: str, count: int) -> list[PreparedEmail]:
+def prepare_many(tag: str, count: int, recipients: int = RECIPIENTS) -> list[PreparedEmail]:
     """`count` distinct emails validated and rendered as the API would, on every core."""
     bounds = [(start, min(start + CHUNK, count)) for start in range(0, count, CHUNK)]
+    args = [(tag, a, b, recipients) for a, b in bounds]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        chunks = pool.map(_prepare_chunk, *zip(*[(tag, a, b) for a, b in bounds], strict=True))
+        chunks = pool.map(_prepare_chunk, *zip(*args, strict=True))
         return [email for chunk in chunks for email in chunk]
 
 
-def peer_job(tag: str, index: int) -> dict[str, str]:
+def peer_job(tag: str, index: int, recipients: int = RECIPIENTS) -> dict[str, str]:
     """The plain job the Node peer sends: nodemailer builds the message from these fields."""
     return {
         "from": SENDER,
-        "to": f"rcpt{index % 1000}@example.org",
+        "to": f"rcpt{index % recipients}@example.org",
         "subject": f"{tag} {index}",
         "text": TEXT,
     }

@@ -17,6 +17,10 @@ class Plan:
     batch_concurrency: int
     e2e_rate: float
     e2e_seconds: float
+    # --peers only: the realistic relay's rows, and the drains with every feature on.
+    relay_jobs: int
+    features_jobs: int
+    suppressions: int
 
 
 FULL = Plan(
@@ -28,6 +32,9 @@ FULL = Plan(
     batch_concurrency=4,
     e2e_rate=200,
     e2e_seconds=10,
+    relay_jobs=5_000,
+    features_jobs=20_000,
+    suppressions=100_000,
 )
 
 QUICK = Plan(
@@ -39,4 +46,7 @@ QUICK = Plan(
     batch_concurrency=4,
     e2e_rate=200,
     e2e_seconds=2,
+    relay_jobs=300,
+    features_jobs=1_000,
+    suppressions=1_000,
 )

@@ -88,12 +88,12 @@ class CpuMark:
     machine_total: float
 
 
-def mark(pid: int, redis_pid: int, sink_pid: int) -> CpuMark:
-    """Read the CPU counters now, to subtract from a later mark."""
+def mark(pids: Sequence[int], redis_pid: int, sink_pid: int) -> CpuMark:
+    """Read the CPU counters now (`tree`: of every tree rooted at `pids`), to subtract from
+    a later mark."""
     busy, total = machine_cpu()
-    return CpuMark(
-        tree_cpu_seconds(pid), cpu_seconds(redis_pid), cpu_seconds(sink_pid), busy, total
-    )
+    trees = sum(tree_cpu_seconds(pid) for pid in pids)
+    return CpuMark(trees, cpu_seconds(redis_pid), cpu_seconds(sink_pid), busy, total)
 
 
 class OtherLoad:

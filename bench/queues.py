@@ -22,6 +22,8 @@ from postbox.queue.keys import PostboxKeys
 from postbox.queue.producer import EmailProducer, PreparedEmail
 
 BULK = 500
+# The first retry delay of the peer's jobs (BullMQ's exponential backoff), as Postbox's.
+PLAIN_BACKOFF_MS = 2000
 
 
 def _postbox_queue(settings: Settings, client: redis.Redis) -> Queue:
@@ -59,11 +61,17 @@ def fill_postbox(settings: Settings, emails: Sequence[PreparedEmail], paused: bo
     )
 
 
-def fill_plain(url: str, queue_name: str, jobs: Sequence[dict[str, str]], paused: bool) -> None:
+def fill_plain(
+    url: str,
+    queue_name: str,
+    jobs: Sequence[dict[str, str]],
+    paused: bool,
+    backoff_ms: int = PLAIN_BACKOFF_MS,
+) -> None:
     """Enqueue plain jobs named `send` for the Node peer."""
     options = {
         "attempts": 5,
-        "backoff": {"type": "exponential", "delay": 2000},
+        "backoff": {"type": "exponential", "delay": backoff_ms},
         "removeOnComplete": {"age": 24 * 3600},
         "removeOnFail": False,
     }

@@ -85,9 +85,14 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def peer_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Node peer's drains of this run: one process, then two (none without --peers)."""
+    return [results[key] for key in ("peer", "peer_2proc") if results.get(key)]
+
+
 def drain_lines(results: dict[str, Any]) -> list[str]:
-    """The drain table, with the ratio to the Node peer when it ran."""
-    runs = [*results["drain"], *([results["peer"]] if results["peer"] else [])]
+    """The drain table, with the ratios to the Node peer when it ran."""
+    runs = [*results["drain"], *peer_runs(results)]
     rows = [
         [
             r["label"],
@@ -110,9 +115,72 @@ def drain_lines(results: dict[str, Any]) -> list[str]:
     lines = _table("Drain: prefilled jobs -> smtp-sink", [*header, "done", "at sink"], rows)
     if results["drain_notes"]:
         lines[-1:-1] = [f"  {note}" for note in results["drain_notes"]]
-    ratio = results["drain_ratio_vs_peer"]
-    if ratio is not None:
-        lines.insert(-1, f"  Postbox (defaults) / Node peer: {ratio:.2f}x")
+    for key, name in (("", "Node peer"), ("_2proc", "Node peer, 2 processes")):
+        ratio = results.get(f"drain_ratio_vs_peer{key}")
+        if ratio is not None:
+            lines.insert(-1, f"  Postbox (defaults) / {name}: {ratio:.2f}x")
+    return lines
+
+
+def relay_lines(results: dict[str, Any]) -> list[str]:
+    """The realistic relay's table (--peers only)."""
+    relay = results.get("relay")
+    if not relay:
+        return []
+    rows = [
+        [
+            r["label"],
+            str(r["processes"]),
+            str(r["pool_per_process"]),
+            str(r["connections_max_open"]),
+            _num(r["emails_per_s"]),
+            f"{r['cpu_s_per_1000']:.2f}",
+            f"{r['redis_cpu_s_per_1000']:.2f}",
+            f"{r['completed']:,}+{r['failed']:,}/{r['jobs']:,}",
+            f"{r['relay_accepted']:,}",
+            f"{r['relay_deferred']:,}/{r['relay_rejected']:,}",
+            f"{r['other_load_cores']:.2f}",
+        ]
+        for r in relay["runs"]
+    ]
+    header = ["worker", "procs", "pool", "conns max", "emails/s", "CPU s/1k", "Redis s/1k"]
+    header += ["sent+dead/jobs", "relay took", "4xx/5xx", "others"]
+    lines = _table("Drain: prefilled jobs -> realistic relay (bench/relay.py)", header, rows)
+    lines.insert(-1, f"  {relay['note']}")
+    return lines
+
+
+def features_lines(results: dict[str, Any]) -> list[str]:
+    """The features-on drain's table (--peers only)."""
+    features = results.get("features_on")
+    if not features:
+        return []
+    rows = [
+        [
+            f"defaults, {r['database']}" + (", rate-limited" if r.get("rate_limit") else ""),
+            _num(r["emails_per_s"]),
+            f"{r['cpu_s_per_1000']:.3f}",
+            f"{r['redis_cpu_s_per_1000']:.3f}",
+            f"{r['cpu_ms_per_email_all_in']:.3f}",
+            f"{r['completed']:,}/{r['jobs']:,}",
+            f"{r['webhook_ids']:,}",
+            str(r["events_behind"]),
+            _ms(r["settle_seconds"]),
+            f"{r['other_load_cores']:.2f}",
+        ]
+        for r in features["runs"]
+    ]
+    header = ["worker", "emails/s", "worker ms/email", "Redis ms/email", "all in ms"]
+    header += ["done", "webhooks", "events behind", "settle s", "others"]
+    lines = _table("Drain: every feature on -> smtp-sink", header, rows)
+    peer = results.get("peer_2proc")
+    for r in features["runs"]:
+        if peer and peer["emails_per_s"]:
+            ratio = r["emails_per_s"] / peer["emails_per_s"]
+            limited = " + rate limiter" if r.get("rate_limit") else ""
+            name = f"features on ({r['database']}){limited}"
+            lines.insert(-1, f"  {name} / Node peer, 2 processes: {ratio:.2f}x")
+    lines[-1:-1] = [f"  {note}" for note in features["notes"]]
     return lines
 
 
@@ -206,7 +274,9 @@ def target_lines(results: dict[str, Any]) -> list[str]:
 
 def other_load(results: dict[str, Any]) -> float:
     """The most CPU (in cores) that processes outside the benchmark took in any phase."""
-    phases = [*results["drain"], *([results["peer"]] if results["peer"] else [])]
+    phases = [*results["drain"], *peer_runs(results)]
+    for key in ("relay", "features_on"):
+        phases += results[key]["runs"] if results.get(key) else []
     phases += [*results["api"]["single"], *results["api"]["batch"], results["e2e"]]
     return max(float(phase["other_load_cores"]) for phase in phases)
 
@@ -233,5 +303,6 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_warning(results),
     ]
-    body = drain_lines(results) + api_lines(results) + e2e_lines(results)
+    body = drain_lines(results) + relay_lines(results) + features_lines(results)
+    body += api_lines(results) + e2e_lines(results)
     return "\n".join(head + body + target_lines(results))

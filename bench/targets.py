@@ -7,6 +7,10 @@ from typing import Any
 from bench.report import QUIET_CORES, Target
 
 PEER_RATIO_AIM = 1.75
+# Issue 21: against the Node peer run as two processes, in the same run.
+TWO_PROCESS_RATIO = 3.0
+ALL_IN_CPU_MS = 0.25
+RATE_LIMITED_RATIO = 1.5  # features on and EMAIL_RATE_LIMIT too
 SINGLE_RATE = 500
 SINGLE_P99_MS = 25.0
 BATCH_EMAILS_PER_S = 10_000
@@ -37,6 +41,60 @@ def _single_send(single: dict[str, Any] | None) -> Target:
     return Target(name, wanted, p99, passed, _disturbed(single))
 
 
+def _beats_two_process_peer(
+    name: str,
+    ours: dict[str, Any] | None,
+    peer: dict[str, Any] | None,
+    wanted_ratio: float = TWO_PROCESS_RATIO,
+) -> Target:
+    """At least `wanted_ratio` times the 2-process peer's rate (None: either missing)."""
+    wanted = f">= {wanted_ratio:g}x the 2-process peer's rate"
+    if ours is None or peer is None or not peer["emails_per_s"]:
+        return Target(name, wanted, None, None)
+    ratio = ours["emails_per_s"] / peer["emails_per_s"]
+    return Target(name, wanted, round(ratio, 3), ratio >= wanted_ratio, _disturbed(ours, peer))
+
+
+def _features_on(results: dict[str, Any]) -> list[Target]:
+    """Issue 21's drain targets, for each database the features-on drain recorded into."""
+    found: list[Target] = []
+    features = results.get("features_on")
+    peer = results.get("peer_2proc")
+    for run in features["runs"] if features else []:
+        name = f"drain, features on ({run['database']})"
+        if run.get("rate_limit"):
+            found.append(
+                _beats_two_process_peer(
+                    f"{name} + rate limiter, vs the 2-process peer", run, peer, RATE_LIMITED_RATIO
+                )
+            )
+            continue
+        found.append(_beats_two_process_peer(f"{name}, vs the 2-process peer", run, peer))
+        found.append(
+            _at_most(
+                f"{name}, worker + Redis CPU per email",
+                f"<= {ALL_IN_CPU_MS:g} ms all in",
+                run["cpu_ms_per_email_all_in"],
+                ALL_IN_CPU_MS,
+                _disturbed(run),
+            )
+        )
+    return found
+
+
+def _relay_ends(results: dict[str, Any]) -> list[Target]:
+    """Against the realistic relay, every email ends sent (the relay took it) or dead."""
+    relay = results.get("relay")
+    if not relay:
+        return []
+    runs = relay["runs"]
+    ended = all(r["all_ended"] and r["relay_accepted"] == r["completed"] for r in runs)
+    done = sum(r["completed"] + r["failed"] for r in runs)
+    name = "realistic relay: every email sent or dead-lettered"
+    wanted = "completed + failed = jobs, and the relay took each sent one"
+    return [Target(name, wanted, done, ended)]
+
+
 def evaluate(results: dict[str, Any]) -> list[Target]:
     """Each target with its measured value and whether it passed (None: not measured)."""
     ratio = results["drain_ratio_vs_peer"]
@@ -57,6 +115,11 @@ def evaluate(results: dict[str, Any]) -> list[Target]:
             beats_peer,
             _disturbed(drains[0], peer),
         ),
+        _beats_two_process_peer(
+            "drain, defaults, vs the 2-process Node peer", drains[0], results.get("peer_2proc")
+        ),
+        *_features_on(results),
+        *_relay_ends(results),
         _single_send(single),
         Target(
             "batch intake (best batch size)",
