@@ -79,6 +79,9 @@ def test_a_dsn_after_the_relays_250_bounces_suppresses_and_stops_the_next_email(
     senders = {rcpts[0]: sender for sender, rcpts in relay.received}
     assert senders[GONE] == SIGNER.address(first["id"], GONE)
     assert senders[OK] == SIGNER.address(first["id"], OK) != senders[GONE]
+    # The listener writes the bounce (and its event) before it answers the DSN's DATA, so
+    # the event can reach the webhook before the relay has read that 250.
+    wait_until(lambda: relay.dsn_replies, timeout=10)
     assert [code for code, _ in relay.dsn_replies] == [250]
     [event] = _bounced_events(route, first["id"])
     payload_schema("email.bounced", EVENT_PAYLOADS["email.bounced"][1])().load(event)

@@ -180,8 +180,10 @@ def test_a_dispatcher_sigkilled_mid_delivery_loses_no_event(
     wait_until(lambda: set(route.ids()) == expected, timeout=60)
     delivered = route.ids()
     assert all(r.verified for r in route.received)
-    # Duplicates only of the deliveries in flight at the kill (16 slots), same webhook-id.
-    assert len(delivered) - len(expected) <= 16
+    # Duplicates, same webhook-id, only of what the kill caught: the 16 requests in flight,
+    # and up to as many answered whose outcome was still in the writer's next batch (it
+    # gathers for 10 ms, senders.py). 20 were seen once in CI.
+    assert len(delivered) - len(expected) <= 2 * 16
     assert endpoint.id
 
 
