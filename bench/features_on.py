@@ -22,19 +22,16 @@ import sys
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from bench import webhook_receiver
 from bench.drain import DrainHooks, DrainResult, Setup, drain_postbox_hooked
 from bench.emails import prepare_many
 from bench.processes import postbox_env
 from bench.services import ROOT, BenchRedis
+from bench.webhook_drain import subscribe_all
 from bench.webhooks import _count
 from postbox.dev.ports import free_port
 from postbox.dev.postgres_server import PG_BIN, PostgresServer
 from postbox.queue.keys import PostboxKeys
-from postbox.webhooks.endpoints import EndpointStore
-from postbox.webhooks.secret_box import SecretBox
 
 KEY = secrets.token_hex(32)
 SETTLE_TIMEOUT_SECONDS = 180
@@ -60,15 +57,6 @@ def _import_list(setup: Setup, queue: str, entries: int) -> dict[str, str]:
 def _client(redis: BenchRedis) -> Any:
     assert redis.client is not None
     return redis.client
-
-
-async def _endpoint(redis_url: str, queue: str, url: str) -> str:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, secret = await EndpointStore(client, queue, SecretBox(KEY)).create(url, ("*",))
-    finally:
-        await client.aclose()
-    return secret
 
 
 def _behind(redis: BenchRedis, queue: str) -> int:
@@ -106,7 +94,7 @@ class _FeaturesRun:
 
     def after_fill(self, queue: str) -> None:
         url = f"http://127.0.0.1:{self.port}/hook"
-        secret = asyncio.run(_endpoint(self.setup.redis.url, queue, url))
+        secret = asyncio.run(subscribe_all(self.setup.redis.url, queue, url, KEY))
         log = self.setup.work_dir / f"receiver-{queue}.log"
         self.receiver = webhook_receiver.start(self.port, secret, log)
 

@@ -40,10 +40,12 @@ KEY = secrets.token_hex(32)
 DELIVERY_TIMEOUT_SECONDS = 300
 
 
-async def _endpoint(redis_url: str, queue: str, url: str) -> str:
+async def subscribe_all(redis_url: str, queue: str, url: str, key: str) -> str:
+    """Create an endpoint at `url` for every event of `queue` (its secret sealed with
+    `key`, the dispatcher's ENCRYPTION_KEY); its signing secret."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        _, secret = await EndpointStore(client, queue, SecretBox(KEY)).create(url, ("*",))
+        _, secret = await EndpointStore(client, queue, SecretBox(key)).create(url, ("*",))
     finally:
         await client.aclose()
     return secret
@@ -64,7 +66,9 @@ def _hooked_drain(setup: Setup, emails: list[Any], label: str) -> dict[str, Any]
     """A drain with one endpoint taking every event; the figures, and the deliveries."""
     queue = f"drain-{label}"  # drain_postbox's queue for `label`
     port = free_port()
-    secret = asyncio.run(_endpoint(setup.redis.url, queue, f"http://127.0.0.1:{port}/hook"))
+    secret = asyncio.run(
+        subscribe_all(setup.redis.url, queue, f"http://127.0.0.1:{port}/hook", KEY)
+    )
     receiver = webhook_receiver.start(port, secret, setup.work_dir / f"receiver-{label}.log")
     finisher: subprocess.Popen[bytes] | None = None
     try:
