@@ -79,6 +79,8 @@ class _FeaturesRun:
     def __init__(
         self, setup: Setup, saved_list: dict[str, str], total: int, database_pid: int
     ) -> None:
+        # An empty list: the history alone (no suppression list, no webhook endpoint).
+        self.webhooks = bool(saved_list)
         self.setup = setup
         self.database_pid = database_pid
         self.saved_list = saved_list
@@ -90,9 +92,13 @@ class _FeaturesRun:
 
     def before_fill(self, queue: str) -> None:
         self.queue = queue
-        _client(self.setup.redis).hset(PostboxKeys(queue).suppressions(), mapping=self.saved_list)
+        if self.saved_list:
+            suppressions = PostboxKeys(queue).suppressions()
+            _client(self.setup.redis).hset(suppressions, mapping=self.saved_list)
 
     def after_fill(self, queue: str) -> None:
+        if not self.webhooks:
+            return
         url = f"http://127.0.0.1:{self.port}/hook"
         secret = asyncio.run(subscribe_all(self.setup.redis.url, queue, url, KEY))
         log = self.setup.work_dir / f"receiver-{queue}.log"
@@ -107,13 +113,14 @@ class _FeaturesRun:
         started = time.monotonic()
         deadline = started + SETTLE_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if _count(self.port)["ids"] >= self.total and not _behind(self.setup.redis, self.queue):
+            delivered = not self.webhooks or _count(self.port)["ids"] >= self.total
+            if delivered and not _behind(self.setup.redis, self.queue):
                 self.settle_seconds = round(time.monotonic() - started, 2)
                 return
             time.sleep(0.1)
 
     def figures(self) -> dict[str, Any]:
-        found = _count(self.port)
+        found = _count(self.port) if self.webhooks else {"requests": 0, "ids": 0, "bad": 0}
         return {
             "webhooks_delivered": found["requests"],
             "webhook_ids": found["ids"],
@@ -159,8 +166,10 @@ def _one(
     hooks = DrainHooks(run.before_fill, run.after_fill, run.settle, READY_LOGS, run.helpers)
     try:
         label = f"features-{database}" + ("-rate-limited" if rate_limit else "")
+        label += "" if saved else "-history-only"
         result = drain_postbox_hooked(setup, emails, label, None, hooks, extra)
-        return {**_row(result, database, run.figures()), "rate_limit": rate_limit}
+        row = _row(result, database, run.figures())
+        return {**row, "rate_limit": rate_limit, "history_only": not run.webhooks}
     finally:
         run.stop()
 
@@ -175,7 +184,8 @@ def _postmaster(server: PostgresServer) -> int:
 
 def run_features_rows(setup: Setup, tag: str, jobs: int, entries: int) -> dict[str, Any]:
     """The drain with every feature on: into SQLite, then PostgreSQL when it is installed,
-    then into the last of them again (a fresh database) with EMAIL_RATE_LIMIT too."""
+    then into the last of them again (a fresh database) with EMAIL_RATE_LIMIT too; then
+    with the history alone on (PostgreSQL), against the defaults drain of the same run."""
     emails = prepare_many(f"{tag}-features", jobs)
     saved = _import_list(setup, "features-list", entries)
     sqlite = f"sqlite:///{setup.work_dir / 'history.db'}"
@@ -196,13 +206,15 @@ def run_features_rows(setup: Setup, tag: str, jobs: int, entries: int) -> dict[s
         try:
             server.init()
             server.start()
-            urls = [server.create_database(name) for name in ("history", "history_limited")]
+            names = ("history", "history_limited", "history_only")
+            urls = [server.create_database(name) for name in names]
         except RuntimeError as error:  # the cluster's own failure, not Postbox's: say so
             notes.append(f"no PostgreSQL row: {error}")
             return {"runs": rows, "notes": notes}
         pid = _postmaster(server)
         rows.append(_one(setup, emails, saved, "postgresql", urls[0], None, pid))
         rows.append(_one(setup, emails, saved, "postgresql", urls[1], RATE_LIMIT, pid))
+        rows.append(_one(setup, emails, {}, "postgresql", urls[2], None, pid))
     finally:
         server.remove()
     return {"runs": rows, "notes": notes}

@@ -157,7 +157,7 @@ def features_lines(results: dict[str, Any]) -> list[str]:
         return []
     rows = [
         [
-            f"defaults, {r['database']}" + (", rate-limited" if r.get("rate_limit") else ""),
+            _features_label(r),
             _num(r["emails_per_s"]),
             f"{r['cpu_s_per_1000']:.3f}",
             f"{r['redis_cpu_s_per_1000']:.3f}",
@@ -174,7 +174,13 @@ def features_lines(results: dict[str, Any]) -> list[str]:
     header += ["done", "webhooks", "events behind", "settle s", "others"]
     lines = _table("Drain: every feature on -> smtp-sink", header, rows)
     peer = results.get("peer_2proc")
+    drain = results["drain"][0]
     for r in features["runs"]:
+        if r.get("history_only"):
+            ratio = r["emails_per_s"] / drain["emails_per_s"]
+            name = f"history only ({r['database']}) / defaults drain"
+            lines.insert(-1, f"  {name}: {ratio:.2f}")
+            continue
         if peer and peer["emails_per_s"]:
             ratio = r["emails_per_s"] / peer["emails_per_s"]
             limited = " + rate limiter" if r.get("rate_limit") else ""
@@ -182,6 +188,12 @@ def features_lines(results: dict[str, Any]) -> list[str]:
             lines.insert(-1, f"  {name} / Node peer, 2 processes: {ratio:.2f}x")
     lines[-1:-1] = [f"  {note}" for note in features["notes"]]
     return lines
+
+
+def _features_label(run: dict[str, Any]) -> str:
+    if run.get("history_only"):
+        return f"history only, {run['database']}"
+    return f"defaults, {run['database']}" + (", rate-limited" if run.get("rate_limit") else "")
 
 
 def api_lines(results: dict[str, Any]) -> list[str]:

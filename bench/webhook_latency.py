@@ -28,7 +28,7 @@ from bench.emails import payload, payload_bytes
 from bench.processes import WORKER_READY, postbox_env, start_api, start_worker
 from bench.services import BenchRedis, SmtpSink
 from bench.stats import percentiles
-from bench.webhook_drain import KEY, _endpoint
+from bench.webhook_drain import KEY, subscribe_all
 from postbox.api.schemas import EmailSchema
 from postbox.config import load_settings
 from postbox.dev.ports import free_port
@@ -54,7 +54,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         extra = {"ENCRYPTION_KEY": KEY, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
         env = postbox_env(redis.url, QUEUE, sink.port, **extra)
         url = f"http://127.0.0.1:{hook_port}/hook"
-        secret = asyncio.run(_endpoint(redis.url, QUEUE, url))
+        secret = asyncio.run(subscribe_all(redis.url, QUEUE, url, KEY))
         receiver = webhook_receiver.start(hook_port, secret, work_dir / "receiver.log")
         api = start_api(env, api_port, work_dir / "api.log")
         worker = start_worker(env, [], work_dir / "worker.log")

@@ -83,7 +83,7 @@ def _drain(setup: Setup, emails: list[PreparedEmail], label: str, list_: dict[st
         child.wait_for_log(WORKER_READY, 1, timeout=60)
         time.sleep(0.2)
         shape = (1, settings.worker.concurrency)
-        result: DrainResult = measure(setup, child, queue, len(emails), label, shape)
+        result: DrainResult = measure(setup, [child], queue, len(emails), label, shape)
     finally:
         child.stop()
     assert result.completed == len(emails) and result.failed == 0, result

@@ -14,6 +14,13 @@ message, read from the job when its `email.queued` (or `email.scheduled`) is rec
 While one batch is being written (in a thread, waiting on the database), the next is read
 and turned into rows: the recorder's work and the database's overlap instead of taking
 turns, which on two cores is most of the throughput. At most two batches are in hand.
+
+A read that finds fewer than `READ_COUNT` events waits `LINGER_SECONDS` and takes what came
+meanwhile into the same batch: each batch costs a transaction, an XACK and a thread
+hand-off whatever its size, and live, at a drain's pace, the recorder read a few dozen
+events at a time and spent 0.5 ms of CPU per email (0.2 ms in batches of 1,000); the drain
+with the history on went from 0.61 to 0.87 of the drain without. The history lags the
+stream by up to that much more; the delivery path never waits on it.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ logger = logging.getLogger(__name__)
 CONSUMER_GROUP = "history"
 READ_COUNT = 1000
 READ_BLOCK_MS = 1000
+LINGER_SECONDS = 0.5
 CLAIM_IDLE_MS = 30_000
 MAINTENANCE_SECONDS = 5.0
 RETRY_SECONDS = 2.0
@@ -102,7 +110,7 @@ class Recorder:
                 if time.monotonic() >= next_upkeep:
                     await self._upkeep(stop)
                     next_upkeep = time.monotonic() + MAINTENANCE_SECONDS
-                read = read or await self._read()
+                read = read or await self._read(stop)
                 if read:
                     read = await self._record_reading_next(read, stop)
             except UNAVAILABLE_ERRORS as exc:
@@ -118,27 +126,32 @@ class Recorder:
         A failure of either leaves `read` to be recorded again: writing twice is harmless."""
         writing = asyncio.ensure_future(self._record(read, stop))
         try:
-            upcoming = None if stop.is_set() else await self._read()
+            upcoming = None if stop.is_set() else await self._read(stop)
         finally:
             await writing
         return upcoming
 
-    async def _read(self) -> _Read | None:
+    async def _read(self, stop: asyncio.Event) -> _Read | None:
+        """The next batch: what the stream has (waiting for an event up to READ_BLOCK_MS),
+        and, when that is short of READ_COUNT, what came within LINGER_SECONDS more."""
         try:
-            found = await self._client.xreadgroup(
-                CONSUMER_GROUP,
-                self._consumer,
-                {self._keys.events(): ">"},
-                count=READ_COUNT,
-                block=READ_BLOCK_MS,
-            )
+            entries = await self._read_entries(READ_COUNT, READ_BLOCK_MS)
+            if entries and len(entries) < READ_COUNT and not stop.is_set():
+                await _pause(stop, LINGER_SECONDS)
+                entries += await self._read_entries(READ_COUNT - len(entries), None)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             await self.start()  # the stream was deleted (FLUSHALL): make the group again
             return None
+        return await self._rows_of(entries) if entries else None
+
+    async def _read_entries(self, count: int, block_ms: int | None) -> list[Entry]:
+        found = await self._client.xreadgroup(
+            CONSUMER_GROUP, self._consumer, {self._keys.events(): ">"}, count=count, block=block_ms
+        )
         streams = cast(list[tuple[str, list[Entry]]], found)
-        return await self._rows_of(streams[0][1]) if streams and streams[0][1] else None
+        return list(streams[0][1]) if streams and streams[0][1] else []
 
     async def _rows_of(self, entries: list[Entry]) -> _Read:
         bodies = await self._bodies(entries) if self._store_bodies else {}
