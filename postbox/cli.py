@@ -41,16 +41,13 @@ from postbox.supervisor import ChildSpec, Supervisor
 T = TypeVar("T")
 # A supervised worker runs alone: the supervisor runs the dispatcher and recorder beside it.
 LONE_WORKER = {"WEBHOOK_DISPATCHER": "false", "HISTORY_RECORDER": "false"}
-# Threads per gunicorn process. Each request thread runs its own event loop and does its
-# Redis I/O itself (queue/gateway.py), so a thread waits on Redis for well under a
-# millisecond of a request's ~3 ms of CPU under the GIL: two threads keep the process busy.
-# More only queue for the GIL, and the accept loop, which sheds the excess, waits behind
-# them on each socket call. With 8 threads (chosen when request threads handed their Redis
-# calls to one loop thread and slept meanwhile), 3,000 requests/s offered for 10 s to two
-# processes left 25,506-26,677 of 30,000 answers over 1 s (connect p99 4-5 s: the accept
-# queue overflowed); 4 threads 40-163; 3 and 2 threads 0, and 2 had the lowest latency
-# below saturation too (README, Guarantees: Overload).
-GUNICORN_THREADS = 2
+# Threads per gunicorn process. A request costs ~2 ms of CPU under the GIL, so a few threads
+# keep the process busy while others wait on Redis; more only queue for the GIL, and the
+# accept loop, which sheds the excess, waits behind them on each socket call. At 3,000
+# requests/s on one process, 16 threads left connections in the accept queue long enough
+# to overflow it (connect p99 4.1-4.2 s, 16,328-18,816 of 30,000 answers over 1 s); 8 threads
+# 0-5 in three runs back to back with those (README, Guarantees).
+GUNICORN_THREADS = 8
 
 
 def _settings(overrides: dict[str, str]) -> tuple[Settings, dict[str, str]]:

@@ -43,14 +43,11 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from postbox.api import admission, lingering_close
 from postbox.api.tcp_state import connection_state
 
-# Requests waiting for one of the process's threads beyond which new ones are shed: 24 of 2
-# threads. Each adds ~4 ms of wait to the next at the ~250 requests/s one process serves
-# while shedding on the 2-core test machine. With 12 (6 per thread) the accepted p99 under
-# overload was lower (544 ms against 947-1,356 ms at 3,000 requests/s), but the scale test's
-# client, 24 requests in flight over three single-process APIs, had 32 of 2,000 shed: a
-# process with 12 waiting serves them within ~50 ms, well inside API_MAX_QUEUE_WAIT_MS,
-# which bounds the wait itself.
-PENDING_PER_THREAD = 12
+# Requests waiting for one of the process's threads beyond which new ones are shed: 24 of 8
+# threads. Each adds ~3 ms of wait to the next at the ~300 requests/s one process serves
+# while shedding on the 2-core test machine. With 2 per thread (16), the scale test's client,
+# 24 requests in flight, at times all on one process, had some shed on a busy machine.
+PENDING_PER_THREAD = 3
 # Connections taken from the accept queue per wakeup of the accept loop, at most.
 ACCEPT_BURST = 64
 SHED_ANSWER = (
