@@ -36,9 +36,14 @@ class RedisCluster:
         self.root = root
         self.password = password
         self.ca = ca
-        self.ports = [free_port() for _ in range(MASTERS * 2)]
-        # The cluster bus defaults to the port + 10000, which can be past 65535.
-        self._bus_ports = {port: free_port() for port in self.ports}
+        # The cluster bus defaults to the port + 10000, which can be past 65535: each node
+        # gets a bus port of its own, and no two of the twelve ports are the same.
+        ports: list[int] = []
+        while len(ports) < MASTERS * 4:
+            if (port := free_port()) not in ports:
+                ports.append(port)
+        self.ports = ports[: MASTERS * 2]
+        self._bus_ports = dict(zip(self.ports, ports[MASTERS * 2 :], strict=True))
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
@@ -61,7 +66,7 @@ class RedisCluster:
         redis_cli = shutil.which("redis-cli")
         if redis_cli is None:
             raise RuntimeError("redis-cli is not on PATH (apt-get install redis-tools)")
-        subprocess.run(
+        joined = subprocess.run(
             [
                 redis_cli,
                 "-a",
@@ -75,10 +80,14 @@ class RedisCluster:
                 "1",
                 "--cluster-yes",
             ],
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
             timeout=60,
         )
+        if joined.returncode != 0:  # what redis-cli said, for the test's report
+            said = (joined.stdout + joined.stderr)[-3000:]
+            raise RuntimeError(f"redis-cli --cluster create failed ({joined.returncode}):\n{said}")
         self.wait_healthy()
 
     def stop(self) -> None:
