@@ -41,13 +41,18 @@ from postbox.supervisor import ChildSpec, Supervisor
 T = TypeVar("T")
 # A supervised worker runs alone: the supervisor runs the dispatcher and recorder beside it.
 LONE_WORKER = {"WEBHOOK_DISPATCHER": "false", "HISTORY_RECORDER": "false"}
-# Threads per gunicorn process. A request costs ~2 ms of CPU under the GIL, so a few threads
-# keep the process busy while others wait on Redis; more only queue for the GIL, and the
-# accept loop, which sheds the excess, waits behind them on each socket call. At 3,000
-# requests/s on one process, 16 threads left connections in the accept queue long enough
-# to overflow it (connect p99 4.1-4.2 s, 16,328-18,816 of 30,000 answers over 1 s); 8 threads
-# 0-5 in three runs back to back with those (README, Guarantees).
-GUNICORN_THREADS = 8
+# Threads per gunicorn process. Each request thread runs its own event loop and does its
+# Redis I/O itself (queue/gateway.py), so a thread waits on Redis for well under a
+# millisecond of a request's ~2 ms of CPU under the GIL: a few threads keep the process busy;
+# more are only runnable competitors for the GIL, and the accept loop, which sheds the
+# excess, waits behind them on each socket call. `python -m bench.overload --processes 2`
+# against the default two API processes, 2026-12-02, one sequence: at 3,000 requests/s,
+# 4 threads (24 waiting) answered all within 1 s, accepted p99 164-210 ms; 8 threads (24
+# waiting) 184-290 ms; at 500/s, 4 threads accepted all 5,000 (p99 21 ms, 0.96 of a core),
+# 8 threads 4,992 (p99 119 ms, 1.34 cores). On the slower host of 2026-12-01, 8 threads
+# left 25,506-27,406 of 30,000 answers over 1 s at 3,000/s, 4 threads 40-163 (README,
+# Guarantees: Overload).
+GUNICORN_THREADS = 4
 
 
 def _settings(overrides: dict[str, str]) -> tuple[Settings, dict[str, str]]:

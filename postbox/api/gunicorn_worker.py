@@ -43,11 +43,12 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from postbox.api import admission, lingering_close
 from postbox.api.tcp_state import connection_state
 
-# Requests waiting for one of the process's threads beyond which new ones are shed: 24 of 8
-# threads. Each adds ~3 ms of wait to the next at the ~300 requests/s one process serves
-# while shedding on the 2-core test machine. With 2 per thread (16), the scale test's client,
-# 24 requests in flight, at times all on one process, had some shed on a busy machine.
-PENDING_PER_THREAD = 3
+# Requests waiting for one of the process's threads beyond which new ones are shed: 24 of 4
+# threads. Each adds ~3 ms of wait to the next at the ~350 requests/s one process serves
+# while shedding on the 2-core test machine. The scale test's client keeps 24 requests in
+# flight, at times all on one process: with 16 waiting some of them were shed on a busy
+# machine.
+PENDING_PER_THREAD = 6
 # Connections taken from the accept queue per wakeup of the accept loop, at most.
 ACCEPT_BURST = 64
 SHED_ANSWER = (

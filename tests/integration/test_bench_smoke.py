@@ -51,5 +51,8 @@ def test_quick_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert data["drain"][0]["label"] == "defaults"
     assert {r["offered_rate"] for r in data["api"]["single"]} == {250, 500}
     assert [b["batch_size"] for b in data["api"]["batch"]] == [100, 500]
-    assert data["e2e"]["delivered"] == data["e2e"]["sent"]
+    e2e = data["e2e"]
+    # Accepted names the shed (503 on a busy machine), delivered the late or lost.
+    shortfall = {key: e2e[key] for key in ("sent", "accepted", "delivered", "api_latency_ms")}
+    assert e2e["delivered"] == e2e["sent"], shortfall
     assert {t["name"] for t in data["targets"]} >= {"worker peak RSS"}
