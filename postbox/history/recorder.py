@@ -137,14 +137,24 @@ class Recorder:
         try:
             entries = await self._read_entries(READ_COUNT, READ_BLOCK_MS)
             if entries and len(entries) < READ_COUNT and not stop.is_set():
-                await _pause(stop, LINGER_SECONDS)
-                entries += await self._read_entries(READ_COUNT - len(entries), None)
+                entries += await self._lingered(READ_COUNT - len(entries), stop)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             await self.start()  # the stream was deleted (FLUSHALL): make the group again
             return None
         return await self._rows_of(entries) if entries else None
+
+    async def _lingered(self, count: int, stop: asyncio.Event) -> list[Entry]:
+        """Up to `count` more entries that came within LINGER_SECONDS. None if Redis went
+        away meanwhile: the entries in hand are written now, where an error would leave
+        them pending until a takeover (CLAIM_IDLE_MS) once Redis is back."""
+        await _pause(stop, LINGER_SECONDS)
+        try:
+            return await self._read_entries(count, None)
+        except UNAVAILABLE_ERRORS as exc:
+            logger.warning("History recorder cannot reach Redis: %s", exc)
+            return []
 
     async def _read_entries(self, count: int, block_ms: int | None) -> list[Entry]:
         found = await self._client.xreadgroup(
