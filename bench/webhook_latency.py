@@ -32,6 +32,7 @@ from bench.webhook_drain import KEY, subscribe_all
 from postbox.api.schemas import EmailSchema
 from postbox.config import load_settings
 from postbox.dev.ports import free_port
+from postbox.queue.keys import PostboxKeys
 from postbox.queue.producer import prepare_email
 
 QUEUE = "latency"
@@ -74,6 +75,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
+            written = _written_at(redis)
         finally:
             worker.stop()
             api.stop()
@@ -82,6 +84,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
             sink.stop()
             redis.stop()
     latencies = [found[i] - posted.sent_at[n] for n, i in enumerate(ids) if i in found]
+    sent_at = {i: posted.sent_at[n] for n, i in enumerate(ids)}
     return {
         "rate": rate,
         "posted": posted.sent,
@@ -89,6 +92,34 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         "events_received": len(latencies),
         "post_to_sent_event_ms": percentiles(latencies),
         "api_latency_ms": posted.latency_ms,
+        "stages_ms": _stages(sent_at, written, found),
+    }
+
+
+def _written_at(redis: BenchRedis) -> dict[str, dict[str, float]]:
+    """When each email's `email.queued` and first `email.sent` were written to the event
+    stream (its entry ids' milliseconds, on Redis' clock: this machine's), by email id."""
+    assert redis.client is not None
+    written: dict[str, dict[str, float]] = {"email.queued": {}, "email.sent": {}}
+    for entry_id, fields in redis.client.xrange(PostboxKeys(QUEUE).events()):
+        kind = written.get(fields.get("type", ""))
+        if kind is not None:
+            kind.setdefault(fields["email"], int(entry_id.split("-")[0]) / 1000)
+    return written
+
+
+def _stages(
+    sent_at: dict[str, float], written: dict[str, dict[str, float]], received: dict[str, float]
+) -> dict[str, dict[str, float | None]]:
+    """The latency split where the event stream saw each email: the API's part (POST to
+    `email.queued`, 1 ms steps), the worker's (to `email.sent`, the SMTP transaction
+    included) and the dispatcher's (from `email.sent` written to received)."""
+    queued, sent = written["email.queued"], written["email.sent"]
+    both = [i for i in sent_at if i in queued and i in sent and i in received]
+    return {
+        "post_to_queued": percentiles([queued[i] - sent_at[i] for i in both]),
+        "queued_to_sent": percentiles([sent[i] - queued[i] for i in both]),
+        "sent_to_received": percentiles([received[i] - sent[i] for i in both]),
     }
 
 
