@@ -41,7 +41,11 @@ from postbox.config.redis_ha import (
 )
 from postbox.config.ses import SesSettings, parse_topic_arns
 from postbox.config.suppressions import REASONS, SuppressionSettings, ttl_variable
-from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
+from postbox.config.webhook_delivery import (
+    WebhookDeliverySettings,
+    parse_niceness,
+    parse_retry_schedule,
+)
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
 
@@ -467,6 +471,7 @@ def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
             _whole_number,
             "not a whole number",
         ),
+        nice=env.get("WEBHOOK_DISPATCHER_NICE", defaults.nice, parse_niceness, "not 0 to 19"),
     )
 
 

@@ -36,6 +36,18 @@ class WebhookDeliverySettings:
     run_dispatcher: bool = True
     # How long the event stream keeps events every consumer has taken, for replays.
     events_retention_seconds: int = 3600
+    # How much a dispatcher process lowers its CPU priority (os.nice, 0-19): on cores it
+    # shares with workers, sending email comes first and events catch up when there is
+    # room (the stream keeps every event until it is taken; none is dropped).
+    nice: int = 10
+
+
+def parse_niceness(value: str) -> int:
+    """A niceness increment from 0 (unchanged) to 19 (the lowest priority)."""
+    niceness = int(value)
+    if not 0 <= niceness <= 19:
+        raise ValueError(value)
+    return niceness
 
 
 def parse_retry_schedule(value: str) -> tuple[float, ...]:

@@ -66,6 +66,7 @@ def run_dispatcher(settings: Settings) -> None:
     METRICS_PORT set (run alone), its metrics are served from this process."""
     import uvloop  # noqa: PLC0415  (only dispatcher and worker processes need it)
 
+    os.nice(settings.webhook_delivery.nice)  # email delivery first (webhook_delivery.py)
     registry = CollectorRegistry()
     metrics = DispatcherMetrics(registry)
     port = settings.worker.metrics_port

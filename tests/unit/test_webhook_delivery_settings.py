@@ -14,6 +14,7 @@ def test_defaults():
     assert delivery.timeout_seconds == 10.0
     assert delivery.concurrency == 16
     assert delivery.run_dispatcher is True
+    assert delivery.nice == 10
     assert delivery.retry_schedule[:4] == (5.0, 30.0, 120.0, 600.0)
     assert 26 * 3600 < sum(delivery.retry_schedule) < 28 * 3600  # about a day of retries
 
@@ -25,6 +26,7 @@ def test_values_are_parsed_fractions_included():
             "WEBHOOK_RETRY_SCHEDULE": "0.2, 0.2,1",
             "WEBHOOK_CONCURRENCY": "4",
             "WEBHOOK_DISPATCHER": "false",
+            "WEBHOOK_DISPATCHER_NICE": "0",
         }
     ).webhook_delivery
 
@@ -32,6 +34,7 @@ def test_values_are_parsed_fractions_included():
     assert delivery.retry_schedule == (0.2, 0.2, 1.0)
     assert delivery.concurrency == 4
     assert delivery.run_dispatcher is False
+    assert delivery.nice == 0
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,9 @@ def test_values_are_parsed_fractions_included():
         ("WEBHOOK_TIMEOUT_SECONDS", "0"),
         ("WEBHOOK_CONCURRENCY", "0"),
         ("WEBHOOK_DISPATCHER", "maybe"),
+        ("WEBHOOK_DISPATCHER_NICE", "20"),
+        ("WEBHOOK_DISPATCHER_NICE", "-1"),
+        ("WEBHOOK_DISPATCHER_NICE", "low"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
