@@ -59,11 +59,13 @@ def postbox_env(redis_url: str, queue: str, smtp_port: int, **extra: str) -> dic
 class Child:
     """One subprocess writing to its own log file; `stop` ends it and its children."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path = ROOT
+    ) -> None:
         self.log_path = log_path
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+                argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=cwd
             )
 
     @property
@@ -102,10 +104,14 @@ def start_worker(env: Mapping[str, str], args: list[str], log_path: Path) -> Chi
     return Child([sys.executable, "-m", "postbox", "worker", *args], env, log_path)
 
 
-def start_api(env: Mapping[str, str], port: int, log_path: Path) -> Child:
-    """`postbox serve --no-worker` on loopback, returned once /healthz answers."""
+def start_api(env: Mapping[str, str], port: int, log_path: Path, source: Path = ROOT) -> Child:
+    """`postbox serve --no-worker` on loopback (from the checkout `source`), returned once
+    /healthz answers."""
     argv = [sys.executable, "-m", "postbox", "serve", "--no-worker"]
-    child = Child(argv, {**env, "HOST": "127.0.0.1", "PORT": str(port)}, log_path)
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    if source != ROOT:
+        env["PYTHONPATH"] = str(source)
+    child = Child(argv, env, log_path, cwd=source)
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -5,6 +5,10 @@ noise falls on both, plus the time of `postbox suppressions import` for those 10
 The same API process (`postbox serve --no-worker`) serves every round; batches of 500
 distinct emails by 4 closed-loop senders, as the main bench's batch row. The list's entries
 are other addresses than the emails', so every lookup is the usual miss.
+
+`--without DIR` adds a third variant, `off`: a second API process, started from the
+checkout DIR, whose intake has no suppression check (patched out), so the check's whole
+cost shows beside the build without it, in the same run (rounds in rotating order).
 """
 
 from __future__ import annotations
@@ -48,43 +52,62 @@ def _round(port: int, tag: str, seconds: float) -> float:
     return result.emails_per_s
 
 
+def _order(labels: list[str], n: int) -> list[str]:
+    """Round `n`'s order: each label takes every slot as often (ABBA for two, rotated and
+    reversed for three), so the machine's drift falls on all of them."""
+    turned = labels[n % len(labels) :] + labels[: n % len(labels)]
+    return turned if n % 2 == 0 else turned[::-1]
+
+
 def main() -> None:
-    """Run the rounds and print one line per round, then the two means."""
+    """Run the rounds and print one line per round, then the means."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--without", type=Path, help="a checkout with the check patched out")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="postbox-bench-") as tmp:
         work_dir = Path(tmp)
         redis = BenchRedis(work_dir)
         redis.start()
         env = postbox_env(redis.url, QUEUE, 25)
-        port = free_port()
-        api = start_api(env, port, work_dir / "api.log")
+        ports = {"none": free_port()}
+        apis = [start_api(env, ports["none"], work_dir / "api.log")]
+        if args.without:
+            ports["off"] = free_port()
+            apis.append(start_api(env, ports["off"], work_dir / "off.log", args.without.resolve()))
+        ports["100k"] = ports["none"]
         try:
-            _round(port, "warm", 1.0)
+            for port in set(ports.values()):
+                _round(port, "warm", 1.0)
             took = _import(env, work_dir)
             keys = PostboxKeys(QUEUE)
             assert redis.client is not None
             saved = redis.client.hgetall(keys.suppressions())
             print(f"import of {ENTRIES:,} addresses: {took:.1f} s", flush=True)
-            rates: dict[str, list[float]] = {"none": [], "100k": []}
-            # ABBA order, and every round on an emptied Redis (no worker drains the queue,
-            # and a growing one slowed later rounds): neither side gets the later slots.
+            rates: dict[str, list[float]] = {label: [] for label in ports}
+            # Every round on an emptied Redis (no worker drains the queue, and a growing one
+            # slowed later rounds), in an order that gives no side the later slots.
             for n in range(args.rounds):
-                for label in ("none", "100k") if n % 2 == 0 else ("100k", "none"):
+                for label in _order(list(ports), n):
                     redis.client.flushdb()
                     if label == "100k":
                         redis.client.hset(keys.suppressions(), mapping=saved)
-                    rates[label].append(_round(port, f"{label}{n}", args.seconds))
+                    rates[label].append(_round(ports[label], f"{label}{n}", args.seconds))
                     print(f"round {n} {label}: {rates[label][-1]:,.0f}/s", flush=True)
         finally:
-            api.stop()
+            for api in apis:
+                api.stop()
             redis.stop()
-    none, full = (sum(v) / len(v) for v in rates.values())
+    means = {label: sum(v) / len(v) for label, v in rates.items()}
+    base = means.get("off", means["none"])
     print(
-        f"batch intake, emails/s: no list {none:,.0f}, 100,000 entries {full:,.0f} "
-        f"({(full / none - 1) * 100:+.1f} %)"
+        "batch intake, emails/s: "
+        + ", ".join(
+            f"{label} {mean:,.0f} ({(mean / base - 1) * 100:+.1f} %)"
+            for label, mean in means.items()
+        )
+        + f" (against {'the build without the check' if 'off' in means else 'no list'})"
     )
 
 
