@@ -42,6 +42,7 @@ from tests.history_fixtures import (  # noqa: F401
     recorder_factory,
 )
 from tests.support import API_KEY, TEST_ENCRYPTION_KEY
+from tests.tcp_proxy import TcpProxy
 from tests.webhook_receiver import Receiver, running_receiver
 from tests.webhook_support import DispatcherProcess
 
@@ -73,6 +74,14 @@ def redis_client(redis_url: str) -> Iterator[sync_redis.Redis]:
     client = sync_redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def redis_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[TcpProxy]:
+    """A TCP proxy to the test's Redis (tests/tcp_proxy.py), closed after the test."""
+    proxy = TcpProxy("127.0.0.1", redis_server.port)
+    yield proxy
+    proxy.close()
 
 
 # ---------------------------------------------------------------- SMTP

@@ -117,3 +117,10 @@ class TcpProxy:
             self._open.discard(sink)
         _reset(source)
         _reset(sink)
+
+
+def proxied_url(redis_url: str, proxy: TcpProxy) -> str:
+    """`redis_url` (host:port/db) with the port replaced by `proxy`'s."""
+    head, _, tail = redis_url.rpartition(":")
+    _, _, database = tail.partition("/")
+    return f"{head}:{proxy.port}/{database}"

@@ -16,14 +16,13 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine, func, select
 
 from postbox.config.history import HistorySettings
-from postbox.dev.redis_server import RedisServer
 from postbox.history import recorder as recorder_module
 from postbox.history import schema
 from postbox.history.database import create_history_engine
 from postbox.history.migrations import migrate
 from postbox.history.recorder import CONSUMER_GROUP, Recorder
 from postbox.queue.keys import PostboxKeys
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, proxied_url
 
 KEYS = PostboxKeys("email")
 EMAILS = 5
@@ -37,19 +36,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     migrate(made)
     yield made
     made.dispose()
-
-
-@pytest.fixture
-def redis_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[TcpProxy]:
-    proxy = TcpProxy("127.0.0.1", redis_server.port)
-    yield proxy
-    proxy.close()
-
-
-def _proxied_url(redis_url: str, proxy: TcpProxy) -> str:
-    head, _, tail = redis_url.rpartition(":")
-    _, _, database = tail.partition("/")
-    return f"{head}:{proxy.port}/{database}"
 
 
 def _queued_event(n: int) -> dict[str, str]:
@@ -93,7 +79,7 @@ def test_a_batch_read_before_redis_went_away_is_written_at_once(
     async def run() -> bool:
         direct = aioredis.Redis.from_url(redis_url, decode_responses=True)
         proxied = aioredis.Redis.from_url(
-            _proxied_url(redis_url, redis_proxy), decode_responses=True
+            proxied_url(redis_url, redis_proxy), decode_responses=True
         )
         recorder = Recorder(proxied, engine, "email", "cut-test")
         stop = asyncio.Event()

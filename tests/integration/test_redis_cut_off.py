@@ -8,31 +8,16 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
-from postbox.dev.redis_server import RedisServer
 from tests.support import sent_count, sent_records, wait_until
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import proxied_url
 
 # Enough that the worker is busy at the cut (300 sent, its 100 job slots and 8 connections
 # full) and after it (the rest waiting); what a cut can double is bounded by those slots and
 # connections, not by the total (1,500 before: only the drain after the cut was longer).
 EMAILS = 900
-
-
-@pytest.fixture
-def redis_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[TcpProxy]:
-    proxy = TcpProxy("127.0.0.1", redis_server.port)
-    yield proxy
-    proxy.close()
-
-
-def _proxied_url(redis_url: str, proxy: TcpProxy) -> str:
-    head, _, tail = redis_url.rpartition(":")
-    _, _, database = tail.partition("/")
-    return f"{head}:{proxy.port}/{database}"
 
 
 def _post_all(api, count: int, tag: str) -> set[str]:
@@ -75,7 +60,7 @@ def test_redis_unreachable_sends_nothing_twice(
     # Past the lock, the worker's own stalled-job check re-runs its jobs, and their journals
     # (written once Redis is back) say they were sent.
     accepted = _post_all(api, EMAILS, "cut")
-    worker_factory(REDIS_URL=_proxied_url(redis_url, redis_proxy), **lock)
+    worker_factory(REDIS_URL=proxied_url(redis_url, redis_proxy), **lock)
     wait_until(lambda: len(smtp_server.received) >= 300, timeout=60)
 
     redis_proxy.cut("refuse")
@@ -130,7 +115,7 @@ def test_worker_partitioned_past_its_lock_sends_nothing_another_worker_sends(
     env = {"EMAIL_LOCK_DURATION_MS": "3000", "EMAIL_STALLED_INTERVAL_MS": "1000"}
     accepted = _post_all(api, EMAILS, "partition")
     worker_factory(**env)
-    worker_factory(REDIS_URL=_proxied_url(redis_url, redis_proxy), **env)
+    worker_factory(REDIS_URL=proxied_url(redis_url, redis_proxy), **env)
     wait_until(lambda: len(smtp_server.received) >= 300, timeout=60)
 
     redis_proxy.cut("blackhole")
