@@ -41,11 +41,7 @@ from postbox.config.redis_ha import (
 )
 from postbox.config.ses import SesSettings, parse_topic_arns
 from postbox.config.suppressions import REASONS, SuppressionSettings, ttl_variable
-from postbox.config.webhook_delivery import (
-    WebhookDeliverySettings,
-    parse_niceness,
-    parse_retry_schedule,
-)
+from postbox.config.webhook_delivery import WebhookDeliverySettings, parse_retry_schedule
 from postbox.config.webhooks import WebhookSettings, parse_encryption_key
 from postbox.errors import ConfigError
 
@@ -312,6 +308,16 @@ def _choice(options: set[str]) -> Callable[[str], str]:
     return parse
 
 
+def _int_from(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return number
+
+    return parse
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 < number < 65536:
@@ -342,7 +348,7 @@ def _load_redis(env: _Env) -> RedisSettings:
         queue_name=queue_name,
         cluster=cluster,
         intake_memory_percent=env.get(
-            "REDIS_INTAKE_MEMORY_PERCENT", 95, _percent, "not a percentage"
+            "REDIS_INTAKE_MEMORY_PERCENT", 95, _int_from(1, 100), "not a percentage"
         ),
         sentinel=_load_sentinel(env),
         ack=ReplicaAck(
@@ -370,13 +376,6 @@ def _load_sentinel(env: _Env) -> SentinelSettings | None:
         password=env.raw("REDIS_SENTINEL_PASSWORD"),
         redis_password=env.raw("REDIS_PASSWORD"),
     )
-
-
-def _percent(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 100:
-        raise ValueError("must be from 1 to 100")
-    return number
 
 
 def _queue_name(value: str) -> str:
@@ -471,7 +470,7 @@ def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
             _whole_number,
             "not a whole number",
         ),
-        nice=env.get("WEBHOOK_DISPATCHER_NICE", defaults.nice, parse_niceness, "not 0 to 19"),
+        nice=env.get("WEBHOOK_DISPATCHER_NICE", defaults.nice, _int_from(0, 19), "not 0 to 19"),
     )
 
 

@@ -42,14 +42,6 @@ class WebhookDeliverySettings:
     nice: int = 10
 
 
-def parse_niceness(value: str) -> int:
-    """A niceness increment from 0 (unchanged) to 19 (the lowest priority)."""
-    niceness = int(value)
-    if not 0 <= niceness <= 19:
-        raise ValueError(value)
-    return niceness
-
-
 def parse_retry_schedule(value: str) -> tuple[float, ...]:
     """`5,30,120`: seconds before each retry (fractions allowed), at least one, none negative."""
     try:
