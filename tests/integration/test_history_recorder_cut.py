@@ -6,8 +6,6 @@ the events are written to Redis directly, the history to SQLite."""
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,9 @@ from postbox.history.database import create_history_engine
 from postbox.history.migrations import migrate
 from postbox.history.recorder import CONSUMER_GROUP, Recorder
 from postbox.queue.keys import PostboxKeys
+from tests.support import wait_until
 from tests.tcp_proxy import TcpProxy, proxied_url
+from tests.webhook_support import add_event
 
 KEYS = PostboxKeys("email")
 EMAILS = 5
@@ -38,17 +38,12 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     made.dispose()
 
 
-def _queued_event(n: int) -> dict[str, str]:
-    data = {
-        "email_id": f"e{n}",
+def _email_data(n: int) -> dict[str, object]:
+    return {
         "message_id": f"<m{n}@example.com>",
         "from": "sender@example.com",
         "to": [f"user{n}@example.org"],
         "tags": [],
-        "attempt": 0,
-    }
-    return {"type": "email.queued", "email": f"e{n}", "domain": "example.com"} | {
-        "data": json.dumps(data)
     }
 
 
@@ -57,53 +52,39 @@ def _emails(engine: Engine) -> int:
         return int(connection.execute(select(func.count()).select_from(schema.emails)).scalar_one())
 
 
-async def _pending(client: aioredis.Redis) -> int:
-    summary = await client.xpending(KEYS.events(), CONSUMER_GROUP)
-    return int(summary["pending"])
-
-
-async def _until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
 def test_a_batch_read_before_redis_went_away_is_written_at_once(
-    engine: Engine, redis_url: str, redis_proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    redis_url: str,
+    redis_client,
+    redis_proxy: TcpProxy,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(recorder_module, "LINGER_SECONDS", LINGER_SECONDS)
 
-    async def run() -> bool:
-        direct = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    def read() -> bool:
+        return int(redis_client.xpending(KEYS.events(), CONSUMER_GROUP)["pending"]) == EMAILS
+
+    def written() -> bool:
+        return _emails(engine) == EMAILS
+
+    async def run() -> None:
         proxied = aioredis.Redis.from_url(
             proxied_url(redis_url, redis_proxy), decode_responses=True
         )
         recorder = Recorder(proxied, engine, "email", "cut-test")
         stop = asyncio.Event()
-        await recorder.start()
+        await recorder.start()  # the group exists: the events below are the recorder's
+        for n in range(EMAILS):
+            add_event(redis_client, "email.queued", email=f"e{n}", **_email_data(n))
         running = asyncio.ensure_future(recorder.run(stop))
         try:
-            for n in range(EMAILS):
-                await direct.xadd(KEYS.events(), _queued_event(n))
-
-            async def read() -> bool:
-                return await _pending(direct) == EMAILS
-
-            assert await _until(read, 10), "the recorder never read the events"
+            await asyncio.to_thread(wait_until, read, 10)
             redis_proxy.cut()
-
-            async def written() -> bool:
-                return await asyncio.to_thread(_emails, engine) == EMAILS
-
             # Before: nothing until Redis was back and 30 s had passed.
-            return await _until(written, LINGER_SECONDS + 5)
+            await asyncio.to_thread(wait_until, written, LINGER_SECONDS + 5)
         finally:
             stop.set()
             await asyncio.wait_for(running, 30)
-            await direct.aclose()
             await proxied.aclose()
 
-    assert asyncio.run(run()), "the batch read before the cut was not written while Redis was away"
+    asyncio.run(run())
