@@ -83,8 +83,8 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
             receiver.wait(timeout=10)
             sink.stop()
             redis.stop()
-    latencies = [found[i] - posted.sent_at[n] for n, i in enumerate(ids) if i in found]
-    sent_at = {i: posted.sent_at[n] for n, i in enumerate(ids)}
+    sent_at = dict(zip(ids, posted.sent_at, strict=True))
+    latencies = [found[i] - sent_at[i] for i in ids if i in found]
     return {
         "rate": rate,
         "posted": posted.sent,
