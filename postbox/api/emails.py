@@ -14,7 +14,7 @@ from postbox.api.extension import state
 from postbox.api.history import history_view
 from postbox.api.rate_limit import charge_batch
 from postbox.api.schemas import load_batch, load_email
-from postbox.api.suppression_screen import screen, sent_to_nobody_body
+from postbox.api.suppression_screen import screen_and_enqueue, sent_to_nobody_body
 from postbox.errors import BadRequest, Forbidden, IdempotencyConflict
 from postbox.message.types import EmailRequest
 from postbox.queue.contract import EmailStatus
@@ -32,17 +32,17 @@ def send_email() -> tuple[dict[str, Any], int]:
     check_sender(email_request)
     prepared = prepare_email(email_request, _idempotency_key(), key_id=current_key().key_id)
     check_in_time()
-    screened = screen([prepared])
-    if screened.sent_to_nobody:
-        return sent_to_nobody_body(prepared, screened.suppressed[prepared.job_id]), 202
-    [result] = state().gateway.enqueue(screened.to_enqueue)
+    enqueued = screen_and_enqueue([prepared])
+    [result], [left_out] = enqueued.results, enqueued.left_out
+    if result is None:
+        return sent_to_nobody_body(prepared, left_out), 202
     if result.outcome is Outcome.CONFLICT:
         raise IdempotencyConflict(
             "This Idempotency-Key was used with a different payload.",
             {"Idempotency-Key": ["Already used with a different payload."]},
         )
     body = _item_body(prepared, result, _current_statuses([result]))
-    body["suppressed"] = screened.suppressed[prepared.job_id]
+    body["suppressed"] = left_out
     return body, 202 if result.outcome is Outcome.CREATED else 200
 
 
@@ -62,17 +62,17 @@ def send_batch() -> tuple[dict[str, Any], int]:
     key_id = current_key().key_id
     prepared = [prepare_email(i["request"], i["idempotency_key"], now, key_id) for i in items]
     check_in_time(BATCH_ENQUEUE_DEADLINE_SECONDS)
-    screened = screen(prepared)
-    results = state().gateway.enqueue(screened.to_enqueue) if screened.to_enqueue else []
-    statuses = _current_statuses(results)
-    queued = iter(results)
+    enqueued = screen_and_enqueue(prepared)
+    statuses = _current_statuses([r for r in enqueued.results if r is not None])
     body = [
-        {"index": index, **sent_to_nobody_body(p, screened.suppressed[p.job_id])}
-        if p.job_id in screened.sent_to_nobody
-        else _batch_item(index, p, next(queued), statuses, screened.suppressed[p.job_id])
-        for index, p in enumerate(prepared)
+        {"index": index, **sent_to_nobody_body(p, left_out)}
+        if result is None
+        else _batch_item(index, p, result, statuses, left_out)
+        for index, (p, result, left_out) in enumerate(
+            zip(prepared, enqueued.results, enqueued.left_out, strict=True)
+        )
     ]
-    created = screened.sent_to_nobody or any(r.outcome is Outcome.CREATED for r in results)
+    created = any(r is None or r.outcome is Outcome.CREATED for r in enqueued.results)
     return {"data": body}, 202 if created else 200
 
 

@@ -34,8 +34,9 @@ from postbox.queue.dead_letters import DeadLetterPage
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.memory import IntakeRoom, WriteRefusals, memory_info
 from postbox.queue.portal import LoopThread, ThreadLoop
-from postbox.queue.producer import EmailProducer, EnqueueResult, PreparedEmail
+from postbox.queue.producer import EmailProducer, Enqueued, PreparedEmail
 from postbox.queue.registry import Counts, InstanceInfo, InstanceRegistry
+from postbox.queue.screening import IntakeScreen
 from postbox.queue.stats import job_counts, queue_stats
 from postbox.queue.status import EmailView, lookup_email
 
@@ -76,9 +77,11 @@ class _Resources:
         self.heartbeat: concurrent.futures.Future[None] | None = None
 
 
-async def _enqueue(resources: _Resources, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
+async def _enqueue(
+    resources: _Resources, emails: Sequence[PreparedEmail], screen: IntakeScreen | None
+) -> Enqueued:
     await resources.intake.ensure(sum(len(email.data["message"]) for email in emails))
-    return await resources.producer.enqueue(emails)
+    return await resources.producer.enqueue(emails, screen)
 
 
 async def _make_client(settings: Settings) -> redis.Redis:
@@ -105,11 +108,14 @@ class QueueGateway:
         with redis_reachable():
             return resources.loop.call(run(), CALL_TIMEOUT_SECONDS)
 
-    def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
-        """Enqueue `emails` (one `add`, or one `addBulk` for several); `QueueFull` when
-        Redis is out of memory (logged once per period of refusals, not per request)."""
+    def enqueue(
+        self, emails: Sequence[PreparedEmail], screen: IntakeScreen | None = None
+    ) -> Enqueued:
+        """Enqueue `emails` (one `add`, or one `addBulk` for several) as `screen` leaves
+        them; `QueueFull` when Redis is out of memory (logged once per period of refusals,
+        not per request)."""
         try:
-            results = self._call(lambda r: _enqueue(r, emails))
+            results = self._call(lambda r: _enqueue(r, emails, screen))
         except QueueFull:
             self._refusals.refused()
             raise

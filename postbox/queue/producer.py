@@ -50,6 +50,8 @@ from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
 from postbox.queue.keys import PostboxKeys
 from postbox.queue.records import canceled_at, claim_value, parse_record, same_payload
+from postbox.queue.screening import IntakeScreen, Screened, unscreened
+from postbox.queue.suppressed import SuppressedEmail, SuppressedRecords
 
 # One `SET key fingerprint EX ttl NX GET` per email, in one call: a pipeline of SETs cost the
 # API a command to encode and a reply to await (with its timeout) per email, ~10 % of intake.
@@ -124,6 +126,15 @@ class EnqueueResult:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class Enqueued:
+    """Per email asked, in order: what enqueueing it did (None: the screen left it no
+    recipient, so it was not queued), and the recipients the screen left out."""
+
+    results: list[EnqueueResult | None]
+    left_out: list[list[str]]
+
+
 def prepare_email(
     request: EmailRequest,
     idempotency_key: str | None,
@@ -183,40 +194,103 @@ class EmailProducer:
         self._release_script = client.register_script(RELEASE_SCRIPT)
         self._queued_script = client.register_script(QUEUED_SCRIPT)
 
-    async def enqueue(self, emails: Sequence[PreparedEmail]) -> list[EnqueueResult]:
-        """Claim each email's id and enqueue every email that is not a conflict."""
-        found, with_events = await self._claim(emails)
+    async def enqueue(
+        self, emails: Sequence[PreparedEmail], screen: IntakeScreen | None = None
+    ) -> Enqueued:
+        """Screen the emails and claim their ids (one round trip), then enqueue every email
+        the screen left a recipient that is not a conflict; those it left none are set
+        aside (their claims released, their records written)."""
+        found, with_events, read = await self._claim(emails, screen)
         outcomes = [_outcome(email, value) for email, value in zip(emails, found, strict=True)]
-        to_add = {
-            email.job_id: email
-            for email, outcome, value in zip(emails, outcomes, found, strict=True)
-            if outcome is not Outcome.CONFLICT and not _finished(value)
-        }
         try:
+            screened = await self._screened(emails, screen, read)
+            to_add = {
+                email.job_id: email
+                for email, outcome, value in zip(screened.kept, outcomes, found, strict=True)
+                if email is not None and outcome is not Outcome.CONFLICT and not _finished(value)
+            }
             acked = await self._add(list(to_add.values()), with_events)
         except Exception:
             await self._release(emails, outcomes)
             raise
+        await self._set_aside(emails, outcomes, screened)
         if to_add and acked < self._ack.replicas:
             raise NotReplicated(
                 f"{acked} of {self._ack.replicas} replicas confirmed the emails within"
                 f" {self._ack.timeout_ms} ms"
             )
-        return [
-            EnqueueResult(email.job_id, outcome)
-            for email, outcome in zip(emails, outcomes, strict=True)
+        results = [
+            None if kept is None else EnqueueResult(email.job_id, outcome)
+            for email, kept, outcome in zip(emails, screened.kept, outcomes, strict=True)
         ]
+        return Enqueued(results, screened.left_out)
 
-    async def _claim(self, emails: Sequence[PreparedEmail]) -> tuple[list[str | None], bool]:
-        """Claim every email's id; per email, the value it already had (None: claimed now),
-        and whether events are being written."""
+    async def _claim(
+        self, emails: Sequence[PreparedEmail], screen: IntakeScreen | None
+    ) -> tuple[list[str | None], bool, list[Any]]:
+        """Claim every email's id, with the screen's reads in the same round trip; per
+        email, the value it already had (None: claimed now), whether events are being
+        written, and the reads' replies (an exception in place of a failed one)."""
         keys = [self._keys.idempotency(email.job_id) for email in emails]
         keys.append(self._keys.event_consumers())
         args: list[str | int] = []
         for email in emails:
             args += (claim_value(email.fingerprint), self._window + email.delay_ms // 1000)
-        *found, consumers = await self._claim_script(keys=keys, args=args)
-        return found, bool(consumers)
+        try:
+            return await self._claim_round(keys, args, screen, check_scripts=False)
+        except NoScriptError:
+            # Redis lost the claim's script (a restart, SCRIPT FLUSH): nothing was claimed.
+            return await self._claim_round(keys, args, screen, check_scripts=True)
+
+    async def _claim_round(
+        self,
+        keys: list[str],
+        args: list[str | int],
+        screen: IntakeScreen | None,
+        check_scripts: bool,
+    ) -> tuple[list[str | None], bool, list[Any]]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            if screen is not None:
+                await screen.stage(self._client, pipe)
+            await self._claim_script(keys=keys, args=args, client=pipe)
+            if not check_scripts:
+                pipe.scripts.clear()  # no SCRIPT EXISTS round trip first (see _transaction)
+            *read, claimed = await pipe.execute(raise_on_error=False)
+        if isinstance(claimed, Exception):
+            raise claimed
+        *found, consumers = claimed
+        return found, bool(consumers), read
+
+    async def _screened(
+        self, emails: Sequence[PreparedEmail], screen: IntakeScreen | None, read: list[Any]
+    ) -> Screened:
+        """What the screen's reads leave of the emails. A read that failed beside claims
+        that were made (its script not loaded, mostly) is made again alone, scripts
+        loaded: the claims are not made twice."""
+        if screen is None:
+            return unscreened(emails)
+        if any(isinstance(reply, Exception) for reply in read):
+            async with self._client.pipeline(transaction=False) as pipe:
+                await screen.stage(self._client, pipe)
+                read = await pipe.execute()
+        return screen.screened(read)
+
+    async def _set_aside(
+        self, emails: Sequence[PreparedEmail], outcomes: list[Outcome], screened: Screened
+    ) -> None:
+        """Release the claims of the emails sent to nobody, and write their records."""
+        nobody = [
+            (email, outcome, left_out)
+            for email, outcome, kept, left_out in zip(
+                emails, outcomes, screened.kept, screened.left_out, strict=True
+            )
+            if kept is None
+        ]
+        if not nobody:
+            return
+        await self._release([e for e, _, _ in nobody], [o for _, o, _ in nobody])
+        records = [SuppressedEmail(e.job_id, e.data, left_out) for e, _, left_out in nobody]
+        await SuppressedRecords(self._client, self._queue.name, self._window).record_many(records)
 
     async def _release(self, emails: Sequence[PreparedEmail], outcomes: list[Outcome]) -> None:
         """Undo the claims this call made (DEL is allowed at maxmemory); if Redis cannot be

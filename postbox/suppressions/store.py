@@ -4,24 +4,26 @@ Layout (keys.py): the hash `suppressions` maps each member (`<address> <scope>`)
 entry's JSON; `suppressions:index` holds the same members, all scored 0, so a list pages in
 address order (ZRANGEBYLEX) with a cursor that stays valid while entries come and go;
 `suppressions:expiry` holds only the entries that expire, scored by when (ms). Expired
-entries no longer suppress (`suppressed` checks the time) and are removed by the next
-change to the list.
+entries no longer suppress (the lookups check the time) and are removed by the next change
+to the list.
 
-The hot path (`suppressed_many`, at intake and in the worker) is one script call for a whole
-batch: per recipient, an HGET of its global entry and of its sender domain's; only what was
-found comes back, which is almost nothing, however long the list is.
+The hot path is one call for a whole batch: `suppressed_each` in the worker and
+`stage_lookup` at intake (which rides in the idempotency claims' round trip). A batch's is
+a script: per recipient, an HGET of its global entry and of its sender domain's; only what
+was found comes back, which is almost nothing, however long the list is.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from postbox.errors import InvalidCursor
 from postbox.queue.keys import PostboxKeys
@@ -132,63 +134,29 @@ class SuppressionStore:
         names = await self._client.zrangebylex(self._keys[1], f"[{address} ", f"({address}!")
         return await self._load(cast(list[str], names))
 
-    async def suppressed(self, sender_domain: str, recipients: list[str]) -> list[str]:
-        """The recipients one email from `sender_domain` must not go to."""
-        [found] = await self.suppressed_each([(sender_domain, recipients)])
-        return found
-
     async def suppressed_each(self, emails: Sequence[tuple[str, list[str]]]) -> list[list[str]]:
         """Per (sender domain, recipients), the recipients suppressed: one HMGET of two
         fields per recipient for all of them (the worker's check of the jobs it is about to
         send: a few recipients each, and no script call, the worker's costliest kind of
         Redis call)."""
-        names = [
-            member(r, scope)
-            for domain, rcpts in emails
-            for r in rcpts
-            for scope in (GLOBAL, domain)
-        ]
+        names = _fields(emails)
         if not names:
             return [[] for _ in emails]
         found = cast(list[str | None], await self._client.hmget(self._keys[0], names))
-        now = datetime.now(UTC)
-        hit = [value is not None and not loads(value).expired(now) for value in found]
-        result: list[list[str]] = []
-        position = 0
-        for _, rcpts in emails:
-            result.append(
-                [
-                    r
-                    for n, r in enumerate(rcpts)
-                    if any(hit[position + 2 * n : position + 2 * n + 2])
-                ]
-            )
-            position += 2 * len(rcpts)
-        return result
+        return _field_hits(emails, found)
 
-    async def suppressed_many(self, emails: Sequence[tuple[str, list[str]]]) -> list[list[str]]:
-        """Per (sender domain, recipients), the recipients suppressed: one call for all."""
-        if len(emails) == 1:
-            return [await self.suppressed(*emails[0])]  # a few fields: HMGET is cheaper
-        asked = [(domain, r) for domain, rcpts in emails for r in rcpts]
-        if not asked:
-            return [[] for _ in emails]
+    async def stage_lookup(self, pipe: Pipeline, emails: Sequence[tuple[str, list[str]]]) -> Lookup:
+        """Queue on `pipe` the lookup of every (sender domain, recipients), so that a
+        caller's own round trip carries it (intake sends it with its idempotency claims);
+        what reads its reply. One email: an HMGET of its few fields; several: one call."""
+        if len(emails) == 1 and (names := _fields(emails)):
+            pipe.hmget(self._keys[0], names)
+            return lambda found: _field_hits(emails, found)
         # One string, not two fields per recipient: packing a 1,000-field HMGET and reading
         # its 1,000 nils cost the API 2-3 times this call (measured on batches of 500).
-        lines = "".join(f"{domain}\t{recipient}\n" for domain, recipient in asked)
-        found = cast(list[Any], await self._lookup(keys=self._keys[:1], args=[lines]))
-        now = datetime.now(UTC)
-        hits = {
-            int(found[i]) - 1
-            for i in range(0, len(found), 2)
-            if not loads(found[i + 1]).expired(now)
-        }
-        result: list[list[str]] = []
-        position = 0
-        for _, rcpts in emails:
-            result.append([r for n, r in enumerate(rcpts, position) if n in hits])
-            position += len(rcpts)
-        return result
+        lines = "".join(f"{domain}\t{r}\n" for domain, rcpts in emails for r in rcpts)
+        await self._lookup(keys=self._keys[:1], args=[lines], client=pipe)
+        return lambda found: _line_hits(emails, found)
 
     async def page(
         self,
@@ -280,3 +248,44 @@ def _ms(moment: datetime) -> int:
 
 def _expiry_ms(expires_at: str) -> int:
     return _ms(datetime.fromisoformat(expires_at))
+
+
+# Turns a staged lookup's reply into, per email, the recipients suppressed.
+Lookup = Callable[[Any], list[list[str]]]
+
+
+def _fields(emails: Sequence[tuple[str, list[str]]]) -> list[str]:
+    """The two hash fields of each recipient: its global entry and its sender domain's."""
+    return [
+        member(r, scope) for domain, rcpts in emails for r in rcpts for scope in (GLOBAL, domain)
+    ]
+
+
+def _field_hits(
+    emails: Sequence[tuple[str, list[str]]], found: list[str | None]
+) -> list[list[str]]:
+    """Per email, its recipients one of whose two fields holds an entry still in force."""
+    now = datetime.now(UTC)
+    hit = [value is not None and not loads(value).expired(now) for value in found]
+    result: list[list[str]] = []
+    position = 0
+    for _, rcpts in emails:
+        result.append(
+            [r for n, r in enumerate(rcpts) if any(hit[position + 2 * n : position + 2 * n + 2])]
+        )
+        position += 2 * len(rcpts)
+    return result
+
+
+def _line_hits(emails: Sequence[tuple[str, list[str]]], found: list[Any]) -> list[list[str]]:
+    """Per email, its recipients the lookup script found (position, entry) in force for."""
+    now = datetime.now(UTC)
+    hits = {
+        int(found[i]) - 1 for i in range(0, len(found), 2) if not loads(found[i + 1]).expired(now)
+    }
+    result: list[list[str]] = []
+    position = 0
+    for _, rcpts in emails:
+        result.append([r for n, r in enumerate(rcpts, position) if n in hits])
+        position += len(rcpts)
+    return result
