@@ -24,6 +24,7 @@ the same key finds them and waits again.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as redis
-from bullmq import Job, Queue
+from bullmq import Queue
 from redis.exceptions import NoScriptError, RedisError
 
 from postbox.config import ReplicaAck
@@ -45,6 +46,7 @@ from postbox.message.mime import (
 )
 from postbox.message.types import EmailRequest
 from postbox.queue import events
+from postbox.queue._engine.job_adds import JobAdds
 from postbox.queue._engine.replication import ReplicatedTransaction
 from postbox.queue.contract import JOB_DATA_VERSION, JOB_NAME, EmailJobData
 from postbox.queue.job_ids import fingerprint, job_id_for
@@ -190,6 +192,7 @@ class EmailProducer:
         self._keys = PostboxKeys(queue.name)
         self._window = dedup_window_seconds
         self._ack = ack or ReplicaAck()
+        self._adds = JobAdds(queue, JOB_NAME)
         self._claim_script = client.register_script(CLAIM_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
         self._queued_script = client.register_script(QUEUED_SCRIPT)
@@ -204,6 +207,8 @@ class EmailProducer:
         outcomes = [_outcome(email, value) for email, value in zip(emails, found, strict=True)]
         try:
             screened = await self._screened(emails, screen, read)
+            # Before the add, so that its wait for replicas covers the records too.
+            await self._set_aside(emails, outcomes, screened)
             to_add = {
                 email.job_id: email
                 for email, outcome, value in zip(screened.kept, outcomes, found, strict=True)
@@ -213,7 +218,6 @@ class EmailProducer:
         except Exception:
             await self._release(emails, outcomes)
             raise
-        await self._set_aside(emails, outcomes, screened)
         if to_add and acked < self._ack.replicas:
             raise NotReplicated(
                 f"{acked} of {self._ack.replicas} replicas confirmed the emails within"
@@ -310,29 +314,24 @@ class EmailProducer:
         how many replicas then confirmed it (as many as asked when none were)."""
         if not emails:
             return self._ack.replicas
-        defaults = self._queue.jobsOpts
-        jobs = [
-            Job(self._queue, JOB_NAME, e.data, {**defaults, **_job_options(e)}, e.job_id)
-            for e in emails
-        ]
+        timestamp = round(time.time() * 1000)  # each job's creation, as bullmq stamps it
         try:
-            return await self._transaction(emails, jobs, with_events, check_scripts=False)
+            return await self._transaction(emails, timestamp, with_events, check_scripts=False)
         except NoScriptError:
             # Redis lost its scripts (a restart, SCRIPT FLUSH): some commands of the
             # transaction did not run. Again with the same jobs, scripts loaded first: an
             # add that ran is a no-op now, and its event goes out, its timestamp matching.
-            return await self._transaction(emails, jobs, with_events, check_scripts=True)
+            return await self._transaction(emails, timestamp, with_events, check_scripts=True)
 
     async def _transaction(
-        self, emails: list[PreparedEmail], jobs: list[Job], with_events: bool, check_scripts: bool
+        self, emails: list[PreparedEmail], timestamp: int, with_events: bool, check_scripts: bool
     ) -> int:
-        scripts = self._queue.backend.scripts
         mark = self._keys.replication_mark()
         async with ReplicatedTransaction(self._client, mark, self._ack) as pipe:
-            for job in jobs:
-                await scripts.addJob(job, pipe)
+            for email in emails:
+                self._adds.stage(pipe, email.job_id, email.data, timestamp, email.delay_ms)
             if with_events:
-                await self._queue_events(pipe, emails, jobs)
+                await self._queue_events(pipe, emails, timestamp)
             if not check_scripts:
                 # redis-py would send SCRIPT EXISTS for them first: one more round trip per
                 # POST, ~1/4 of its Redis round trips (a NOSCRIPT reply is handled above).
@@ -340,10 +339,10 @@ class EmailProducer:
             await pipe.execute()
             return pipe.replicas_acked
 
-    async def _queue_events(self, pipe: Any, emails: list[PreparedEmail], jobs: list[Job]) -> None:
+    async def _queue_events(self, pipe: Any, emails: list[PreparedEmail], timestamp: int) -> None:
         keys = [self._keys.events(), self._keys.event_consumers()]
         args: list[str | int] = []
-        for email, job in zip(emails, jobs, strict=True):
+        for email in emails:
             kind = events.SCHEDULED if email.delay_ms else events.QUEUED
             summary = email.data["summary"]
             data = events.event_data(
@@ -355,7 +354,7 @@ class EmailProducer:
                 key_id=email.key_id,
             )
             keys.append(self._keys.bull(email.job_id))
-            args += (job.timestamp, kind, email.job_id, events.sender_domain(email.data), data)
+            args += (timestamp, kind, email.job_id, events.sender_domain(email.data), data)
         await self._queued_script(keys=keys, args=args, client=pipe)
 
 
@@ -368,10 +367,3 @@ def _outcome(email: PreparedEmail, found: str | None) -> Outcome:
     if found is None:
         return Outcome.CREATED
     return Outcome.DUPLICATE if same_payload(found, email.fingerprint) else Outcome.CONFLICT
-
-
-def _job_options(email: PreparedEmail) -> dict[str, Any]:
-    options: dict[str, Any] = {"jobId": email.job_id}
-    if email.delay_ms:
-        options["delay"] = email.delay_ms
-    return options

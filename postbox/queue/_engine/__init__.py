@@ -14,6 +14,8 @@ release of either must be checked against what is used here.
 - `completions.py`: completing jobs in shared pipelines, by the SHA of bullmq's
   `moveToFinished` script (`scripts.commands`).
 - `script_call.py`: one Lua script call as a value, to ride in another call's pipeline.
+- `job_adds.py`: intake's adds, by bullmq's `addStandardJob`/`addDelayedJob` scripts
+  (`scripts.commands`, `keys`, `getKeys`, `encodeOpts`) with `Scripts.addJobArgs`' layout.
 - `hiredis_packing.py`: redis-py's asyncio connections made to pack commands with hiredis.
 
 What was measured of bullmq 3.4.4 with redis-py 8, and how Postbox works around it:
