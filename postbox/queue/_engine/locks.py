@@ -102,14 +102,19 @@ class LockConfirmations:
         """Return once the job's lock is held for long enough to send; raise `LockLost`
         when it is not (or the worker closes while Redis is unreachable)."""
         delays = retry_delays()
+        unanswered = False
         while True:
-            if job_id in self._lost:
+            # Once a call went unanswered, it may have run and set the mark: only an answer
+            # ends the wait then (one that finds the lock gone removes this token's mark;
+            # left, it held the job's next run back for EMAIL_SEND_MARK_SECONDS).
+            if job_id in self._lost and not unanswered:
                 raise LockLost("the lock's renewal failed: another worker may own the job")
             sent = time.monotonic()
             try:
                 held = await self._commit.submit((job_id, token))
                 break
             except UNAVAILABLE_ERRORS as exc:
+                unanswered = True
                 if self._worker.closing:
                     raise LockLost(f"Redis unreachable while closing: {exc}") from exc
                 delay = next(delays)
