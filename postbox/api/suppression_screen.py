@@ -4,8 +4,8 @@ The lookup for a whole request (an HMGET for one email, one script call for a ba
 suppressions/store.py) rides in the same round trip as the idempotency claims
 (queue/screening.py). A suppressed recipient leaves the envelope only: the headers stay as
 written, and the job id, computed from the request, is what it would have been. An email
-left with no recipient is not queued; its record and `email.suppressed` event are written
-in one more round trip, only when there is such an email.
+left with no recipient is not queued: its claim is released, and its record and
+`email.suppressed` event written, in two more round trips only when there is such an email.
 """
 
 from __future__ import annotations
