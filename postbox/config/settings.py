@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem
@@ -318,6 +318,10 @@ def _int_from(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _nice(value: str) -> int | Literal["idle"]:
+    return "idle" if value.strip().lower() == "idle" else _int_from(0, 19)(value)
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 < number < 65536:
@@ -470,7 +474,7 @@ def _load_webhook_delivery(env: _Env) -> WebhookDeliverySettings:
             _whole_number,
             "not a whole number",
         ),
-        nice=env.get("WEBHOOK_DISPATCHER_NICE", defaults.nice, _int_from(0, 19), "not 0 to 19"),
+        nice=env.get("WEBHOOK_DISPATCHER_NICE", defaults.nice, _nice, "not idle or 0 to 19"),
     )
 
 

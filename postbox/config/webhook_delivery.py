@@ -7,6 +7,7 @@ Kept beside settings.py, which reads them in `load_settings` like every other se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 # Seconds after each failed attempt: 5 s to 12 h, about 27 h in all, so a receiver down for a
 # day still gets every event. Each wait is jittered by ±10 % (postbox/webhooks/deliveries.py).
@@ -36,10 +37,11 @@ class WebhookDeliverySettings:
     run_dispatcher: bool = True
     # How long the event stream keeps events every consumer has taken, for replays.
     events_retention_seconds: int = 3600
-    # How much a dispatcher process lowers its CPU priority (os.nice, 0-19): on cores it
+    # How a dispatcher process lowers its CPU priority: "idle" (Linux's SCHED_IDLE: it
+    # runs on CPU time nothing else wants) or a niceness of 0-19 (os.nice). On cores it
     # shares with workers, sending email comes first and events catch up when there is
     # room (the stream keeps every event until it is taken; none is dropped).
-    nice: int = 10
+    nice: int | Literal["idle"] = "idle"
 
 
 def parse_retry_schedule(value: str) -> tuple[float, ...]:

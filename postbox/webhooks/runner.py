@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import signal
+from typing import Literal
 
 from prometheus_client import CollectorRegistry
 
@@ -66,9 +67,18 @@ def run_dispatcher(settings: Settings) -> None:
     METRICS_PORT set (run alone), its metrics are served from this process."""
     import uvloop  # noqa: PLC0415  (only dispatcher and worker processes need it)
 
-    os.nice(settings.webhook_delivery.nice)  # email delivery first (webhook_delivery.py)
+    _lower_priority(settings.webhook_delivery.nice)
     registry = CollectorRegistry()
     metrics = DispatcherMetrics(registry)
     port = settings.worker.metrics_port
     with serve_metrics(settings.api.host, port, exposition_registry(registry)):
         uvloop.run(DispatcherRunner(settings, metrics).run())
+
+
+def _lower_priority(nice: int | Literal["idle"]) -> None:
+    """Email delivery first on shared cores (config/webhook_delivery.py): SCHED_IDLE, or a
+    niceness."""
+    if nice == "idle":
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(nice)

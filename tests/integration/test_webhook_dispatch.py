@@ -5,6 +5,7 @@ one, a dispatcher SIGKILLed mid-delivery, and Redis restarted (AOF) under it."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import redis as sync_redis
@@ -185,6 +186,21 @@ def test_a_dispatcher_sigkilled_mid_delivery_loses_no_event(
     # gathers for 10 ms, senders.py). 20 were seen once in CI.
     assert len(delivered) - len(expected) <= 2 * 16
     assert endpoint.id
+
+
+def test_the_dispatcher_runs_on_idle_cpu_time_unless_told_a_niceness(
+    receiver, redis_url, redis_client, dispatcher_factory
+):
+    _, secret = create_endpoint(redis_url, receiver.url("all"))
+    route = receiver.route("all", [secret])
+    idle, niced = dispatcher_factory(), dispatcher_factory(WEBHOOK_DISPATCHER_NICE="7")
+    add_event(redis_client)
+    wait_until(lambda: route.received)
+    assert os.sched_getscheduler(idle.process.pid) == os.SCHED_IDLE
+    assert os.sched_getscheduler(niced.process.pid) == os.SCHED_OTHER
+    assert (
+        os.getpriority(os.PRIO_PROCESS, niced.process.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+    )
 
 
 def test_after_a_rotation_both_secrets_sign(receiver, redis_url, redis_client, dispatcher_factory):

@@ -14,7 +14,7 @@ def test_defaults():
     assert delivery.timeout_seconds == 10.0
     assert delivery.concurrency == 16
     assert delivery.run_dispatcher is True
-    assert delivery.nice == 10
+    assert delivery.nice == "idle"
     assert delivery.retry_schedule[:4] == (5.0, 30.0, 120.0, 600.0)
     assert 26 * 3600 < sum(delivery.retry_schedule) < 28 * 3600  # about a day of retries
 
@@ -56,3 +56,8 @@ def test_values_are_parsed_fractions_included():
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(ConfigError, match=f"^{name} has value"):
         load_settings({name: value})
+
+
+@pytest.mark.parametrize(("value", "nice"), [("idle", "idle"), (" IDLE", "idle"), ("19", 19)])
+def test_the_dispatcher_priority_is_idle_or_a_niceness(value, nice):
+    assert load_settings({"WEBHOOK_DISPATCHER_NICE": value}).webhook_delivery.nice == nice
