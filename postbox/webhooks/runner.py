@@ -79,6 +79,10 @@ def _lower_priority(nice: int | Literal["idle"]) -> None:
     """Email delivery first on shared cores (config/webhook_delivery.py): SCHED_IDLE, or a
     niceness."""
     if nice == "idle":
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    else:
-        os.nice(nice)
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError as exc:  # a sandbox that forbids the call
+            logger.warning("SCHED_IDLE refused (%s): the dispatcher runs at niceness 19", exc)
+            nice = 19
+    os.nice(nice)
