@@ -112,24 +112,28 @@ class EndpointClient:
         idle one turns out closed by the receiver before it answered."""
         while self._idle:
             connection = self._idle.pop()
-            if connection.usable:
-                try:
-                    return await self._on(connection, request)
-                except ClosedUnanswered:
-                    break
+            if not connection.usable:  # the receiver closed it while it was idle
+                self._drop(connection)
+                continue
+            try:
+                return await self._on(connection, target, request)
+            except ClosedUnanswered:
+                break
         connection = await connect(
             target.host, target.port, self._context(target), self._allow_private
         )
         self._open.add(connection)
-        return await self._on(connection, request)
+        return await self._on(connection, target, request)
 
-    async def _on(self, connection: HttpConnection, request: bytes) -> Answer:
+    async def _on(self, connection: HttpConnection, target: _Target, request: bytes) -> Answer:
+        """The answer on `connection`, which goes back to the idle ones if it can carry
+        another request to the current URL (an endpoint's URL may change meanwhile)."""
         try:
             answer = await connection.exchange(request)
         except BaseException:
             self._drop(connection)
             raise
-        if connection.usable:
+        if connection.usable and target is self._target:
             self._idle.append(connection)
         else:
             self._drop(connection)

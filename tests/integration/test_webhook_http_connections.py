@@ -157,3 +157,22 @@ def test_tls_to_an_untrusted_certificate_is_a_connection_error(run, tmp_path):
     assert attempts[0].status_class == "connection"
     assert "CERTIFICATE_VERIFY_FAILED" in attempts[0].error
     assert raw.requests == []
+
+
+def test_a_changed_url_gets_its_own_connection(run):
+    async def main() -> tuple[RawServer, RawServer]:
+        first, second = RawServer(lambda c, r: OK), RawServer(lambda c, r: OK)
+        servers = [await asyncio.start_server(s.handle, "127.0.0.1", 0) for s in (first, second)]
+        urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/" for s in servers]
+        client = EndpointClient(5.0, 4, allow_private=True)
+        for url in (urls[0], urls[1], urls[1]):
+            assert (await client.post(url, b"{}", {})).verdict is Verdict.DELIVERED
+        await client.close()
+        for server in servers:
+            server.close()
+        await asyncio.gather(*first.handlers, *second.handlers)
+        return first, second
+
+    first, second = run(main())
+    assert (len(first.requests), len(second.requests)) == (1, 2)
+    assert (first.connections, second.connections) == (1, 1)
