@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import idna
-
 from postbox.webhooks.attempts import Attempt, Verdict
 from postbox.webhooks.http_wire import (
     Answer,
@@ -35,6 +33,7 @@ from postbox.webhooks.http_wire import (
     LookupFailed,
     connect,
 )
+from postbox.webhooks.urls import ascii_host
 
 ERROR_CHARS = 200
 USER_AGENT = "Postbox-Webhooks/1"
@@ -55,9 +54,7 @@ class _Target:
     def of(cls, url: str) -> _Target:
         parts = urlsplit(url)
         tls = parts.scheme.lower() == "https"
-        host = parts.hostname or ""
-        if not host.isascii():  # an IP literal is ASCII; a name may need its A-label
-            host = idna.encode(host, uts46=True).decode("ascii")
+        host = ascii_host(parts.hostname or "")
         port = parts.port or (443 if tls else 80)
         shown = f"[{host}]" if ":" in host else host
         authority = shown if parts.port is None else f"{shown}:{port}"

@@ -11,7 +11,6 @@ that resolves elsewhere since (DNS rebinding), or an IP literal, cannot reach th
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import cast
 
 import httptools
 
-from postbox.webhooks.urls import is_forbidden_address
+from postbox.webhooks.urls import is_forbidden_address, socket_address
 
 MAX_ANSWER_BYTES = 64 * 1024
 SNIPPET_BYTES = 200
@@ -62,7 +61,7 @@ async def connect(
         raise LookupFailed(f"DNS lookup failed: {exc.strerror}") from exc
     addresses = [(str(info[4][0]), int(info[4][1])) for info in found]
     if not allow_private:
-        addresses = [address for address in addresses if not _forbidden(address[0])]
+        addresses = [a for a in addresses if not is_forbidden_address(socket_address(a[0]))]
     if not addresses:
         raise ForbiddenAddress(f"{host} resolves only to forbidden addresses")
     failure: OSError | None = None
@@ -81,10 +80,6 @@ async def connect(
             return connection
     assert failure is not None
     raise ConnectionError(f"cannot connect to {host}:{port}: {failure.strerror or failure}")
-
-
-def _forbidden(address: str) -> bool:
-    return is_forbidden_address(ipaddress.ip_address(address.partition("%")[0]))
 
 
 class HttpConnection(asyncio.Protocol):

@@ -52,6 +52,17 @@ def is_forbidden_address(ip: IPAddress) -> bool:
     )
 
 
+def socket_address(address: str) -> IPAddress:
+    """An address as getaddrinfo gives it or a URL holds it (an IPv6 one may carry a
+    `%scope`); ValueError if it is not one."""
+    return ipaddress.ip_address(address.partition("%")[0])
+
+
+def ascii_host(host: str) -> str:
+    """The host as DNS and the Host header take it: a name's A-label (IDNA), else as is."""
+    return host if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
+
+
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
@@ -126,7 +137,7 @@ def _is_host_name(host: str) -> bool:
 
 def _ip_literal(host: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(host.partition("%")[0])
+        return socket_address(host)
     except ValueError:
         return None
 
@@ -134,13 +145,12 @@ def _ip_literal(host: str) -> IPAddress | None:
 def _resolve(host: str, port: int) -> list[IPAddress]:
     """The host's addresses; `OSError` if it does not resolve within `RESOLVE_SECONDS`
     (getaddrinfo has no timeout of its own, and a request is waiting)."""
-    ascii_host = idna.encode(host, uts46=True).decode("ascii")
-    lookup = _resolver.submit(socket.getaddrinfo, ascii_host, port, type=socket.SOCK_STREAM)
+    lookup = _resolver.submit(socket.getaddrinfo, ascii_host(host), port, type=socket.SOCK_STREAM)
     try:
         infos = lookup.result(RESOLVE_SECONDS)
     except concurrent.futures.TimeoutError:
         raise OSError("resolution timed out") from None
-    return [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
+    return [socket_address(str(info[4][0])) for info in infos]
 
 
 def _address_problem(addresses: list[IPAddress]) -> str | None:
