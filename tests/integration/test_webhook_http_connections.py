@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import uvloop
@@ -17,8 +18,6 @@ from postbox.webhooks.http_client import EndpointClient
 from tests.tls_support import make_ca
 
 Answerer = Callable[[int, int], bytes | None]  # (connection number, request number) -> reply
-
-Run = Callable[[Awaitable[tuple[list[Attempt], "RawServer"]]], tuple[list[Attempt], "RawServer"]]
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -71,9 +70,9 @@ async def serving(
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Run:
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Runs a coroutine to completion on a new event loop of the kind named."""
-    return asyncio.run if request.param == "asyncio" else uvloop.run  # type: ignore[return-value]
+    return asyncio.run if request.param == "asyncio" else uvloop.run
 
 
 def posts(count: int, timeout: float = 5.0) -> Callable[[str, RawServer], Awaitable[list]]:
