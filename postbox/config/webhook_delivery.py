@@ -40,8 +40,10 @@ class WebhookDeliverySettings:
     # How a dispatcher process lowers its CPU priority: "idle" (Linux's SCHED_IDLE: it
     # runs on CPU time nothing else wants) or a niceness of 0-19 (os.nice). On cores it
     # shares with workers, sending email comes first and events catch up when there is
-    # room (the stream keeps every event until it is taken; none is dropped).
-    nice: int | Literal["idle"] = "idle"
+    # room (the stream keeps every event until it is taken; none is dropped). Not "idle" by
+    # default: a dispatcher started on a saturated host stays in its start-up for as long,
+    # and one stopped in that window (a scale-down) did not exit cleanly in the compose test.
+    nice: int | Literal["idle"] = 10
 
 
 def parse_retry_schedule(value: str) -> tuple[float, ...]:

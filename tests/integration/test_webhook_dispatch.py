@@ -188,11 +188,12 @@ def test_a_dispatcher_sigkilled_mid_delivery_loses_no_event(
     assert endpoint.id
 
 
-def test_the_dispatcher_runs_on_idle_cpu_time_unless_told_a_niceness(
+def test_the_dispatcher_runs_at_its_niceness_or_on_idle_cpu_time(
     receiver, redis_url, dispatcher_factory
 ):
     create_endpoint(redis_url, receiver.url("all"))
-    idle, niced = dispatcher_factory(), dispatcher_factory(WEBHOOK_DISPATCHER_NICE="7")
+    idle = dispatcher_factory(WEBHOOK_DISPATCHER_NICE="idle")
+    niced = dispatcher_factory(WEBHOOK_DISPATCHER_NICE="7")
     for dispatcher in (idle, niced):
         dispatcher.wait_ready(1)  # it lowered its priority before it started
     assert os.sched_getscheduler(idle.process.pid) == os.SCHED_IDLE

@@ -14,7 +14,7 @@ def test_defaults():
     assert delivery.timeout_seconds == 10.0
     assert delivery.concurrency == 16
     assert delivery.run_dispatcher is True
-    assert delivery.nice == "idle"
+    assert delivery.nice == 10
     assert delivery.retry_schedule[:4] == (5.0, 30.0, 120.0, 600.0)
     assert 26 * 3600 < sum(delivery.retry_schedule) < 28 * 3600  # about a day of retries
 
